@@ -1,0 +1,74 @@
+"""Input validation with messages that say what was wrong, where, and what was expected.
+
+Every public function that takes audio calls :func:`check_wave` first, so a user who passes
+stereo, silence, NaN or the wrong sample rate learns it at the call, not three cells later as
+a shape error deep inside a model.
+"""
+
+from __future__ import annotations
+
+import numpy as np
+import torch
+
+
+class AudioError(ValueError):
+    """Audio that cannot be used as asked (wrong rate, channels, length, values, file)."""
+
+
+class CorpusError(ValueError):
+    """A data folder that is missing, incomplete, or not the corpus it claims to be."""
+
+
+def _as_numpy(x) -> np.ndarray:
+    if isinstance(x, torch.Tensor):
+        return x.detach().cpu().numpy()
+    return np.asarray(x)
+
+
+def check_wave(
+    wav,
+    name: str = "wav",
+    *,
+    sr: int | None = None,
+    expected_sr: int | None = None,
+    mono: bool = True,
+    min_seconds: float | None = None,
+    min_samples: int | None = None,
+    allow_silence: bool = False,
+    silence_db: float = -80.0,
+):
+    """Check a waveform and return it unchanged, or raise :class:`AudioError`.
+
+    Args:
+        wav: samples, numpy or torch; mono is ``(samples,)`` or ``(batch, samples)``.
+        name: how the error message names the input (a file path or an argument name).
+        sr, expected_sr: the clip's sample rate in Hz and the one required.
+        mono: if true, reject a trailing channel axis of size > 1 (a ``(samples, channels)`` array).
+        min_seconds / min_samples: shortest acceptable clip (e.g. the model's window).
+        allow_silence: if false, reject a clip whose peak is below ``silence_db`` dBFS.
+    """
+    if expected_sr is not None and sr is not None and int(sr) != int(expected_sr):
+        raise AudioError(f"{name}: sample rate is {sr} Hz, expected {expected_sr} Hz (resample it first: voicebook.audio.resample)")
+    x = _as_numpy(wav)
+    if x.size == 0:
+        raise AudioError(f"{name}: empty audio (0 samples)")
+    if not np.issubdtype(x.dtype, np.floating) and not np.issubdtype(x.dtype, np.integer):
+        raise AudioError(f"{name}: expected real-valued samples, got dtype {x.dtype}")
+    if mono and x.ndim == 2 and x.shape[1] in (2, 3, 4, 6, 8) and x.shape[0] > x.shape[1]:
+        raise AudioError(f"{name}: looks like {x.shape[1]}-channel audio of shape {x.shape}; expected mono (samples,) (mix down with wav.mean(axis=1))")
+    if x.ndim > 2:
+        raise AudioError(f"{name}: expected (samples,) or (batch, samples), got shape {x.shape}")
+    if not np.all(np.isfinite(x)):
+        bad = int(np.size(x) - np.isfinite(x).sum())
+        raise AudioError(f"{name}: {bad} samples are NaN or infinite")
+    n = x.shape[-1]
+    if min_samples is not None and n < min_samples:
+        raise AudioError(f"{name}: {n} samples is shorter than the {min_samples} samples required")
+    if min_seconds is not None and sr is not None and n < min_seconds * sr:
+        raise AudioError(f"{name}: {n / sr:.3f} s is shorter than the {min_seconds:.3f} s required")
+    if not allow_silence:
+        peak = float(np.max(np.abs(x)))
+        scale = 32768.0 if np.issubdtype(x.dtype, np.integer) else 1.0
+        if peak / scale <= 10 ** (silence_db / 20):
+            raise AudioError(f"{name}: the clip is silent (peak {20 * np.log10(peak / scale + 1e-30):.1f} dBFS, threshold {silence_db} dBFS)")
+    return wav
