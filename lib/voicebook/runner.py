@@ -1,0 +1,105 @@
+"""Run a chapter headlessly: jupytext notebook -> papermill (with parameters) -> executed
+notebook + ``metrics.json``. Used by the tests, by ``make book`` and from the command line::
+
+    python -m voicebook.runner notebooks/00_voice_as_numbers.md --preset smoke --out runs/smoke
+
+Inside a chapter, :func:`save_metrics` writes the results that the tests bound and the book
+quotes, and :func:`pick_preset` turns the ``preset`` parameter into the chapter's settings.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import sys
+from pathlib import Path
+
+from .files import atomic_write_json
+
+PRESETS = ("smoke", "standard", "paper")
+
+
+def pick_preset(name: str, table: dict) -> dict:
+    """The settings of preset ``name`` from a chapter's ``{preset: {setting: value}}`` table."""
+    if name not in table:
+        raise ValueError(f"unknown preset {name!r}: this chapter has {', '.join(table)}")
+    return dict(table[name])
+
+
+def save_metrics(out_dir, metrics: dict, name: str = "metrics.json") -> Path:
+    """Write a chapter's results as JSON into ``out_dir`` (atomically) and return the path."""
+    path = Path(out_dir) / name
+    atomic_write_json(path, metrics)
+    return path
+
+
+def load_metrics(out_dir, name: str = "metrics.json") -> dict:
+    """Read the ``metrics.json`` a chapter wrote into ``out_dir``."""
+    path = Path(out_dir) / name
+    if not path.exists():
+        raise FileNotFoundError(f"{path}: the chapter did not write its metrics (did it call save_metrics?)")
+    return json.loads(path.read_text())
+
+
+def to_ipynb(notebook, dest) -> Path:
+    """Convert a jupytext (MyST markdown) notebook to ``.ipynb`` with a python3 kernelspec."""
+    import jupytext
+
+    nb = jupytext.read(notebook)
+    nb.metadata["kernelspec"] = {"name": "python3", "display_name": "Python 3", "language": "python"}
+    nb.metadata.setdefault("language_info", {"name": "python"})
+    dest = Path(dest)
+    dest.parent.mkdir(parents=True, exist_ok=True)
+    jupytext.write(nb, dest, fmt="ipynb")
+    return dest
+
+
+def run_chapter(notebook, out_dir, *, preset: str = "smoke", data_dir=None, seed: int = 0,
+                parameters: dict | None = None, progress: bool = False, timeout: int | None = None) -> dict:
+    """Execute one chapter with papermill and return the metrics it saved.
+
+    Args:
+        notebook: the chapter's ``.md`` (jupytext) or ``.ipynb`` file.
+        out_dir: where the executed ``<name>.ipynb``, ``metrics.json`` and any other outputs go.
+        preset: ``smoke`` (CI, minutes on a CPU), ``standard`` (one GPU) or ``paper``.
+        data_dir: a local copy of a real corpus, or None for the generated default.
+        parameters: more papermill parameters for the chapter's ``parameters`` cell.
+
+    Raises papermill's ``PapermillExecutionError`` (with the failing cell) if a cell fails.
+    """
+    import papermill
+
+    notebook, out_dir = Path(notebook), Path(out_dir).resolve()
+    if not notebook.exists():
+        raise FileNotFoundError(f"{notebook}: no such chapter")
+    if preset not in PRESETS:
+        raise ValueError(f"preset must be one of {PRESETS}, got {preset!r}")
+    out_dir.mkdir(parents=True, exist_ok=True)
+    source = notebook if notebook.suffix == ".ipynb" else to_ipynb(notebook, out_dir / f".{notebook.stem}.input.ipynb")
+    params = dict(preset=preset, data_dir=str(data_dir) if data_dir else None, out_dir=str(out_dir), seed=seed)
+    params.update(parameters or {})
+    papermill.execute_notebook(
+        str(source), str(out_dir / f"{notebook.stem}.ipynb"), parameters=params, kernel_name="python3",
+        language="python", cwd=str(notebook.resolve().parent), progress_bar=progress,
+        execution_timeout=timeout, log_output=False)
+    return load_metrics(out_dir)
+
+
+def main(argv=None) -> int:
+    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    parser.add_argument("notebooks", nargs="+", help="chapter files (.md or .ipynb)")
+    parser.add_argument("--preset", default="smoke", choices=PRESETS)
+    parser.add_argument("--data-dir", default=None)
+    parser.add_argument("--seed", type=int, default=0)
+    parser.add_argument("--out", default="runs", help="one sub-folder per chapter is made here")
+    args = parser.parse_args(argv)
+    for nb in args.notebooks:
+        out = Path(args.out) / Path(nb).stem
+        print(f"[voicebook] {nb} (preset={args.preset}) -> {out}", flush=True)
+        metrics = run_chapter(nb, out, preset=args.preset, data_dir=args.data_dir, seed=args.seed, progress=True)
+        print(json.dumps(metrics, indent=2, sort_keys=True))
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

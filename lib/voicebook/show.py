@@ -1,0 +1,157 @@
+"""What a reader sees and hears inline: audio players, spectrogram comparisons, listening
+tables and videos with sound.
+
+Everything returns an IPython display object (or a matplotlib figure) whose HTML embeds the
+media as base64, so the sound survives papermill execution and the jupyter-book build: the
+published page plays it without a server.
+"""
+
+from __future__ import annotations
+
+import base64
+import html
+import io
+import subprocess
+import tempfile
+from pathlib import Path
+
+import librosa.display
+import matplotlib.pyplot as plt
+import numpy as np
+import soundfile as sf
+import torch
+from IPython.display import HTML
+
+from .checks import AudioError, check_wave
+
+
+def _numpy(wav) -> np.ndarray:
+    x = wav.detach().cpu().numpy() if isinstance(wav, torch.Tensor) else np.asarray(wav)
+    return x.astype(np.float32).squeeze()
+
+
+def wav_bytes(wav, sr: int, normalise: bool = True) -> bytes:
+    """16-bit PCM WAV file bytes of a mono ``(samples,)`` clip at ``sr`` Hz (peak-normalised)."""
+    x = _numpy(wav)
+    check_wave(x, "show: clip", allow_silence=True)
+    if x.ndim != 1:
+        raise AudioError(f"show: expected a mono clip (samples,), got shape {x.shape}")
+    peak = np.abs(x).max()
+    if normalise and peak > 0:
+        x = 0.95 * x / peak
+    buf = io.BytesIO()
+    sf.write(buf, np.clip(x, -1, 1), int(sr), format="WAV", subtype="PCM_16")
+    return buf.getvalue()
+
+
+def audio_tag(wav, sr: int) -> str:
+    """An HTML ``<audio controls>`` element with the clip embedded as a base64 WAV data URI."""
+    data = base64.b64encode(wav_bytes(wav, sr)).decode()
+    return f'<audio controls preload="none" style="width: 220px" src="data:audio/wav;base64,{data}"></audio>'
+
+
+def players(clips: dict, sr: int) -> HTML:
+    """Several labelled players side by side: ``clips`` maps label -> ``(samples,)`` clip.
+
+    A value may also be ``(clip, sr)`` to give that clip its own rate.
+    """
+    cells = []
+    for label, clip in clips.items():
+        wav, rate = clip if isinstance(clip, tuple) else (clip, sr)
+        cells.append(f'<div style="display:inline-block; margin: 0 1em 0.5em 0; text-align:center">'
+                     f'<div><b>{html.escape(str(label))}</b></div>{audio_tag(wav, rate)}</div>')
+    return HTML('<div class="voicebook-players">' + "".join(cells) + "</div>")
+
+
+def listening_table(rows: dict, sr: int, caption: str | None = None) -> HTML:
+    """A table of players: ``rows`` maps row label -> {column label -> clip (or (clip, sr))}.
+
+    Columns are the union of all rows' keys in first-seen order; a missing cell stays empty.
+    """
+    columns: list = []
+    for cells in rows.values():
+        columns += [c for c in cells if c not in columns]
+    head = "".join(f"<th>{html.escape(str(c))}</th>" for c in columns)
+    body = []
+    for label, cells in rows.items():
+        tds = []
+        for c in columns:
+            clip = cells.get(c)
+            if clip is None:
+                tds.append("<td></td>")
+                continue
+            wav, rate = clip if isinstance(clip, tuple) else (clip, sr)
+            tds.append(f"<td>{audio_tag(wav, rate)}</td>")
+        body.append(f"<tr><th>{html.escape(str(label))}</th>{''.join(tds)}</tr>")
+    cap = f"<caption>{html.escape(caption)}</caption>" if caption else ""
+    return HTML(f'<table class="voicebook-listening">{cap}<thead><tr><th></th>{head}</tr></thead>'
+                f'<tbody>{"".join(body)}</tbody></table>')
+
+
+def spectrograms(clips: dict, sr: int, n_fft: int = 1024, hop: int = 256, n_mels: int = 80,
+                 phonemes: dict | None = None, title: str | None = None, height: float = 2.4):
+    """Log-mel spectrograms stacked one above the other on a shared dB scale and time axis.
+
+    ``clips`` maps label -> ``(samples,)`` clip, or label -> ``(n_mels, frames)`` log-mel
+    already computed (a 2-D array). ``phonemes`` maps a label to its ``(phone, start_s, end_s)``
+    list, drawn as boundaries and names over that panel. Returns the matplotlib figure.
+    """
+    fig, axes = plt.subplots(len(clips), 1, figsize=(10, height * len(clips)), squeeze=False, sharex=True)
+    mels = {}
+    for label, clip in clips.items():
+        x = _numpy(clip)
+        if x.ndim == 1:
+            m = librosa.feature.melspectrogram(y=x, sr=sr, n_fft=n_fft, hop_length=hop, n_mels=n_mels)
+            mels[label] = librosa.power_to_db(m, ref=1.0, top_db=None)
+        else:
+            mels[label] = 20 / np.log(10) * x  # natural-log magnitude -> dB
+    vmax = max(m.max() for m in mels.values())
+    for ax, (label, m) in zip(axes[:, 0], mels.items()):
+        img = librosa.display.specshow(m, sr=sr, hop_length=hop, x_axis="time", y_axis="mel", ax=ax,
+                                       vmin=vmax - 80, vmax=vmax, cmap="magma")
+        ax.set_title(str(label), fontsize=10, loc="left")
+        for phone, start, end in (phonemes or {}).get(label, []):
+            ax.axvline(start, color="w", lw=0.6, alpha=0.7)
+            ax.text((start + end) / 2, 0.92, phone, transform=ax.get_xaxis_transform(),
+                    ha="center", va="top", color="w", fontsize=7)
+    fig.colorbar(img, ax=axes[:, 0].tolist(), format="%+.0f dB", pad=0.01)
+    if title:
+        fig.suptitle(title)
+    return fig
+
+
+def _ffmpeg() -> str:
+    import imageio_ffmpeg
+    return imageio_ffmpeg.get_ffmpeg_exe()
+
+
+def video_bytes(frames, fps: float, wav=None, sr: int | None = None) -> bytes:
+    """Encode ``(frames, height, width, 3)`` uint8 RGB frames (and a mono clip) as H.264/AAC MP4.
+
+    Uses the ffmpeg binary shipped in the imageio-ffmpeg wheel (no system ffmpeg needed).
+    """
+    frames = np.asarray(frames)
+    if frames.ndim != 4 or frames.shape[-1] != 3:
+        raise ValueError(f"video: expected frames of shape (frames, height, width, 3), got {frames.shape}")
+    if frames.dtype != np.uint8:
+        frames = (np.clip(frames, 0, 1) * 255).astype(np.uint8)
+    t, h, w, _ = frames.shape
+    with tempfile.TemporaryDirectory() as tmp:
+        out = Path(tmp) / "video.mp4"
+        cmd = [_ffmpeg(), "-y", "-loglevel", "error", "-f", "rawvideo", "-pix_fmt", "rgb24",
+               "-s", f"{w}x{h}", "-r", str(fps), "-i", "-"]
+        if wav is not None:
+            (Path(tmp) / "a.wav").write_bytes(wav_bytes(wav, sr, normalise=False))
+            cmd += ["-i", str(Path(tmp) / "a.wav"), "-c:a", "aac", "-b:a", "96k", "-shortest"]
+        cmd += ["-c:v", "libx264", "-pix_fmt", "yuv420p", "-vf", "pad=ceil(iw/2)*2:ceil(ih/2)*2",
+                "-movflags", "+faststart", str(out)]
+        proc = subprocess.run(cmd, input=frames.tobytes(), capture_output=True)
+        if proc.returncode != 0:
+            raise RuntimeError(f"video: ffmpeg failed: {proc.stderr.decode(errors='replace')[-500:]}")
+        return out.read_bytes()
+
+
+def video(frames, fps: float = 25.0, wav=None, sr: int | None = None, width: int = 320) -> HTML:
+    """An inline ``<video controls>`` of the frames, with the clip as its sound track if given."""
+    data = base64.b64encode(video_bytes(frames, fps, wav, sr)).decode()
+    return HTML(f'<video controls width="{width}" src="data:video/mp4;base64,{data}"></video>')
