@@ -1,0 +1,31 @@
+# voicebook: two commands.
+#   make book   create .venv if missing, execute every chapter with papermill, build the HTML
+#   make test   create .venv if missing, run the test suite
+# Options: PRESET=smoke|standard|paper (book only), DATA_DIR=/path/to/a/local/corpus, PY=python3.11
+
+PY       ?= python3
+PRESET   ?= smoke
+DATA_DIR ?=
+VENV     := .venv
+BIN      := $(VENV)/bin
+STAMP    := $(VENV)/.installed
+
+.PHONY: book test env clean
+
+$(STAMP): pyproject.toml constraints.txt
+	test -x $(BIN)/python || $(PY) -m venv $(VENV)
+	$(BIN)/python -m pip install --quiet --upgrade pip
+	$(BIN)/python -m pip install --quiet -c constraints.txt -e ".[dev]"
+	touch $(STAMP)
+
+env: $(STAMP)
+
+book: $(STAMP)
+	$(BIN)/python -m voicebook.book --preset $(PRESET) $(if $(DATA_DIR),--data-dir $(DATA_DIR))
+	@echo "open book/_build/html/index.html"
+
+test: $(STAMP)
+	$(BIN)/python -m pytest
+
+clean:
+	rm -rf book/_build book/chapters runs
