@@ -60,8 +60,9 @@ def analyze(wav, sr: int, frame_period: float = FRAME_PERIOD_MS, f0_floor: float
         f0 = pyworld.stonemask(x, f0, t, sr)
     else:
         raise ValueError(f"vocoder.analyze: f0_method must be 'harvest' or 'dio', got {f0_method!r}")
-    sp = pyworld.cheaptrick(x, f0, t, sr, f0_floor=f0_floor)
-    ap = pyworld.d4c(x, f0, t, sr)
+    fft_size = pyworld.get_cheaptrick_fft_size(sr, f0_floor)
+    sp = pyworld.cheaptrick(x, f0, t, sr, f0_floor=f0_floor, fft_size=fft_size)
+    ap = pyworld.d4c(x, f0, t, sr, fft_size=fft_size)
     return WorldFeatures(f0, sp, ap, int(sr), frame_period)
 
 

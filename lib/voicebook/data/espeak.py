@@ -4,13 +4,14 @@ No system install and no network: the wheel carries ``libespeak-ng.so`` and ``es
 (about 100 languages and the voice variants ``+f1``..``+f5``, ``+m1``..``+m8``, ...).
 
 Determinism. espeak-ng keeps synthesis state in static variables that survive between messages
-(the pitch-flutter index, wave phase, noise generator...), so in one loaded copy of the library
-the same text comes out slightly differently depending on what was said before, and
-``espeak_Terminate`` + ``espeak_Initialize`` does not reset it. :func:`synthesize` therefore loads
-the library, speaks, terminates and unloads it (``dlclose``) on every call: about 4 ms of
-overhead, and every call is a pure function of its arguments (byte-identical in any process, in
-any order). This holds as long as nothing else in the process keeps its own handle on the same
-``libespeak-ng.so`` (then a warning is issued once).
+(the pitch-flutter index, wave phase...), so in one loaded copy of the library the same text
+comes out slightly differently depending on what was said before; ``espeak_Terminate`` +
+``espeak_Initialize`` does not reset that, and initialisation seeds the noise generator from the
+clock. :func:`synthesize` therefore loads the library, seeds the noise generator from its
+``seed`` argument, speaks, terminates and unloads the library (``dlclose``) on every call: about
+4 ms of overhead, and every call is a pure function of its arguments (byte-identical in any
+process, in any order). This holds as long as nothing else in the process keeps its own handle
+on the same ``libespeak-ng.so`` (a warning says so, once).
 
 Phoneme timings come from espeak's phoneme events (type 7): each carries the phoneme name
 (espeak's ASCII phoneme mnemonics, stress marks included, e.g. ``"'aU"``; ``"_"`` and ``"_:"``
@@ -97,6 +98,7 @@ def _open() -> ctypes.CDLL:
                                  ctypes.c_uint, ctypes.c_uint, ctypes.c_void_p, ctypes.c_void_p]
     lib.espeak_SetVoiceByName.argtypes = [ctypes.c_char_p]
     lib.espeak_SetParameter.argtypes = [ctypes.c_int, ctypes.c_int, ctypes.c_int]
+    lib.espeak_ng_SetRandSeed.argtypes = [ctypes.c_long]
     sr = lib.espeak_Initialize(_AUDIO_OUTPUT_SYNCHRONOUS, 0, data_path.encode(), _INITIALIZE_PHONEME_EVENTS)
     if sr != SAMPLE_RATE:
         raise EspeakError(f"espeak_Initialize({data_path}) returned {sr}, expected {SAMPLE_RATE} Hz")
@@ -122,7 +124,8 @@ def _is_loaded(path: str) -> bool:
     return True
 
 
-def _set_voice(lib, voice: str, rate, pitch, pitch_range) -> None:
+def _set_voice(lib, voice: str, rate, pitch, pitch_range, seed: int) -> None:
+    lib.espeak_ng_SetRandSeed(int(seed))  # espeak_Initialize seeds it with time(NULL)
     if lib.espeak_SetVoiceByName(voice.encode()) != 0:
         raise EspeakError(f"espeak-ng has no voice {voice!r} (e.g. 'en-us', 'en-us+f3', 'fr+m2', 'pt-br+f4')")
     for name, param, value in (("rate", _PARAM_RATE, rate), ("pitch", _PARAM_PITCH, pitch),
@@ -145,7 +148,7 @@ def _phone_segments(events, n_samples: int) -> list[tuple[str, float, float]]:
 
 
 def synthesize(text: str, voice: str, *, rate: int | None = None, pitch: int | None = None,
-               pitch_range: int | None = None) -> tuple[np.ndarray, list[tuple[str, float, float]]]:
+               pitch_range: int | None = None, seed: int = 0) -> tuple[np.ndarray, list[tuple[str, float, float]]]:
     """Speak ``text`` with espeak-ng.
 
     Args:
@@ -155,6 +158,7 @@ def synthesize(text: str, voice: str, *, rate: int | None = None, pitch: int | N
         rate: speaking rate in words per minute (80..450; espeak's default is 175).
         pitch: base pitch, 0..100 (default 50), relative to the voice's own pitch.
         pitch_range: intonation range, 0..100 (default 50; 0 is monotone).
+        seed: seed of espeak's noise generator (the breathiness of variants such as ``+f2``).
 
     Returns:
         ``(wav, phonemes)``: ``wav`` float32 ``(samples,)`` at :data:`SAMPLE_RATE` Hz in [-1, 1];
@@ -168,7 +172,7 @@ def synthesize(text: str, voice: str, *, rate: int | None = None, pitch: int | N
         _collected["chunks"], _collected["events"] = [], []
         lib = _open()
         try:
-            _set_voice(lib, voice, rate, pitch, pitch_range)
+            _set_voice(lib, voice, rate, pitch, pitch_range, seed)
             status = lib.espeak_Synth(data, len(data) + 1, 0, _POS_CHARACTER, 0, _CHARS_UTF8, None, None)
             status = status or lib.espeak_Synchronize()
         finally:
