@@ -12,6 +12,7 @@ from __future__ import annotations
 import argparse
 import json
 import sys
+import tempfile
 from pathlib import Path
 
 from .files import atomic_write_json
@@ -67,22 +68,27 @@ def run_chapter(notebook, out_dir, *, preset: str = "smoke", data_dir=None, seed
 
     Raises papermill's ``PapermillExecutionError`` (with the failing cell) if a cell fails.
     """
-    import papermill
-
     notebook, out_dir = Path(notebook), Path(out_dir).resolve()
     if not notebook.exists():
         raise FileNotFoundError(f"{notebook}: no such chapter")
     if preset not in PRESETS:
         raise ValueError(f"preset must be one of {PRESETS}, got {preset!r}")
     out_dir.mkdir(parents=True, exist_ok=True)
-    source = notebook if notebook.suffix == ".ipynb" else to_ipynb(notebook, out_dir / f".{notebook.stem}.input.ipynb")
-    params = dict(preset=preset, data_dir=str(data_dir) if data_dir else None, out_dir=str(out_dir), seed=seed)
-    params.update(parameters or {})
-    papermill.execute_notebook(
-        str(source), str(out_dir / f"{notebook.stem}.ipynb"), parameters=params, kernel_name="python3",
-        language="python", cwd=str(notebook.resolve().parent), progress_bar=progress,
-        execution_timeout=timeout, log_output=False)
+    (out_dir / "metrics.json").unlink(missing_ok=True)  # never report a previous run's numbers
+    with tempfile.TemporaryDirectory() as tmp:
+        source = notebook if notebook.suffix == ".ipynb" else to_ipynb(notebook, Path(tmp) / f"{notebook.stem}.ipynb")
+        _execute(source, out_dir / f"{notebook.stem}.ipynb", notebook.resolve().parent, progress, timeout,
+                 dict(preset=preset, data_dir=str(data_dir) if data_dir else None, out_dir=str(out_dir),
+                      seed=seed, **(parameters or {})))
     return load_metrics(out_dir)
+
+
+def _execute(source: Path, dest: Path, cwd: Path, progress: bool, timeout, params: dict) -> None:
+    import papermill
+
+    papermill.execute_notebook(
+        str(source), str(dest), parameters=params, kernel_name="python3", language="python",
+        cwd=str(cwd), progress_bar=progress, execution_timeout=timeout, log_output=False)
 
 
 def main(argv=None) -> int:

@@ -47,7 +47,7 @@ def wav_bytes(wav, sr: int, normalise: bool = True) -> bytes:
 def audio_tag(wav, sr: int) -> str:
     """An HTML ``<audio controls>`` element with the clip embedded as a base64 WAV data URI."""
     data = base64.b64encode(wav_bytes(wav, sr)).decode()
-    return f'<audio controls preload="none" style="width: 220px" src="data:audio/wav;base64,{data}"></audio>'
+    return f'<audio controls preload="metadata" style="width: 220px" src="data:audio/wav;base64,{data}"></audio>'
 
 
 def players(clips: dict, sr: int) -> HTML:
