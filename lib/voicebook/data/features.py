@@ -1,0 +1,67 @@
+"""Per-utterance features of a corpus, computed once and cached on disk.
+
+Chapters train on log-mel spectrograms (AutoVC and the judges, ch. 1-2) or MFCCs (ch. 5) of
+thousands of utterances; computing them each epoch would dominate a CPU run. :func:`log_mels`
+computes them in batches on the chosen device and keeps them in one ``.pt`` file per corpus
+and setting, written atomically and keyed by the settings and the utterances' checksums or
+paths, so a changed corpus or setting is never served stale features.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+from pathlib import Path
+
+import torch
+from tqdm.auto import tqdm
+
+from .. import audio
+from ..files import atomic_path
+from .cache import default_cache_dir
+
+#: AutoVC's mel front end (Qian et al. 2019): 16 kHz, 1024-point STFT, hop 256, 80 bands 90-7600 Hz.
+AUTOVC_MEL = dict(sr=16000, n_fft=1024, hop=256, n_mels=80, fmin=90.0, fmax=7600.0)
+
+
+def _key(items, settings: dict) -> str:
+    h = hashlib.sha256(json.dumps(settings, sort_keys=True).encode())
+    for u in items:
+        h.update(f"{u.id}|{u.path}|{u.duration}".encode())
+    return h.hexdigest()[:16]
+
+
+def _compute(items, settings: dict, device, progress: bool) -> dict[str, torch.Tensor]:
+    s = settings
+    out = {}
+    for u in tqdm(items, desc="log-mel features", disable=not progress, unit="utt"):
+        wav = audio.resample(u.load(), u.sr, s["sr"])
+        mel = audio.log_mel(audio.to_tensor(wav, device), s["sr"], s["n_fft"], s["hop"], s["n_mels"],
+                            s["fmin"], s["fmax"])
+        out[u.id] = mel.cpu()
+    return out
+
+
+def log_mels(items, *, sr: int = 16000, n_fft: int = 1024, hop: int = 256, n_mels: int = 80,
+             fmin: float = 90.0, fmax: float = 7600.0, device=None, cache_dir=None,
+             progress: bool = True) -> dict[str, torch.Tensor]:
+    """Natural-log mel spectrograms ``{utterance id: (n_mels, frames)}`` of ``items``.
+
+    ``items``: utterances (``.id``, ``.load()``, ``.sr``), resampled to ``sr`` Hz first. Cached
+    in ``cache_dir/features/logmel-<key>.pt`` (default cache dir: see
+    :func:`voicebook.data.cache.default_cache_dir`); an unreadable cache file is recomputed.
+    """
+    items = list(items)
+    settings = dict(sr=sr, n_fft=n_fft, hop=hop, n_mels=n_mels, fmin=fmin, fmax=fmax)
+    path = Path(cache_dir or default_cache_dir()) / "features" / f"logmel-{_key(items, settings)}.pt"
+    if path.exists():
+        try:
+            cached = torch.load(path, weights_only=True)
+            if set(cached) == {u.id for u in items}:
+                return cached
+        except Exception:  # truncated or corrupt: compute again below
+            pass
+    feats = _compute(items, settings, device or "cpu", progress)
+    with atomic_path(path) as tmp:
+        torch.save(feats, tmp)
+    return feats
