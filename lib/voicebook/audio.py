@@ -59,8 +59,10 @@ def load(path, sr: int | None = None, *, mono: bool = True, mix_down: bool = Fal
     if sr is not None and file_sr != sr:
         if not resample_to_sr:
             raise AudioError(f"{path}: sample rate is {file_sr} Hz, expected {sr} Hz (pass resample_to_sr=True to convert)")
-        wav, file_sr = resample(wav, file_sr, sr), sr
-    check_wave(wav, str(path), sr=file_sr, mono=mono, min_seconds=min_seconds, allow_silence=allow_silence)
+        # resample and check_wave work along the last axis: give them (channels, samples)
+        wav, file_sr = (resample(wav, file_sr, sr) if wav.ndim == 1 else resample(wav.T, file_sr, sr).T), sr
+    check_wave(wav if wav.ndim == 1 else wav.T, str(path), sr=file_sr, mono=mono, min_seconds=min_seconds,
+               allow_silence=allow_silence)
     return np.ascontiguousarray(wav, dtype=np.float32), int(file_sr)
 
 
@@ -104,8 +106,15 @@ def resample(wav, orig_sr: int, new_sr: int):
     check_wave(wav, "resample(wav)", mono=False, allow_silence=True)
     if int(orig_sr) == int(new_sr):
         return wav
-    out = torchaudio.functional.resample(to_tensor(wav), int(orig_sr), int(new_sr))
+    x = to_tensor(wav)
+    out = _resampler(int(orig_sr), int(new_sr), str(x.device), x.dtype)(x)
     return _like(out, wav)
+
+
+@functools.lru_cache(maxsize=16)
+def _resampler(orig_sr: int, new_sr: int, device: str, dtype) -> torchaudio.transforms.Resample:
+    """One torchaudio Resample per rate pair and device: building its sinc kernel is the slow part."""
+    return torchaudio.transforms.Resample(orig_sr, new_sr, dtype=dtype).to(device)
 
 
 def stft(wav, n_fft: int = 1024, hop: int = 256, win: int | None = None) -> torch.Tensor:
@@ -192,7 +201,7 @@ def fit_normaliser(features, dim: int = -1) -> tuple[torch.Tensor, torch.Tensor]
     ``(channels, frames_i)`` tensors of different lengths. Returns two ``(channels, 1)`` tensors.
     """
     if isinstance(features, (list, tuple)):
-        features = torch.cat([to_tensor(f) for f in features], dim=-1)
+        features = torch.cat([to_tensor(f) for f in features], dim=dim)  # join along the frames axis
     x = to_tensor(features).movedim(dim, -1)
     x = x.reshape(-1, x.shape[-2], x.shape[-1]).transpose(0, 1).reshape(x.shape[-2], -1)
     if not torch.isfinite(x).all():

@@ -101,8 +101,10 @@ def spectrograms(clips: dict, sr: int, n_fft: int = 1024, hop: int = 256, n_mels
     for label, clip in clips.items():
         x = _numpy(clip)
         if x.ndim == 1:
-            m = librosa.feature.melspectrogram(y=x, sr=sr, n_fft=n_fft, hop_length=hop, n_mels=n_mels)
-            mels[label] = librosa.power_to_db(m, ref=1.0, top_db=None)
+            # mel of the magnitude (power=1), as voicebook.audio.log_mel computes it: a clip and
+            # its precomputed log-mel must land on the same dB scale
+            m = librosa.feature.melspectrogram(y=x, sr=sr, n_fft=n_fft, hop_length=hop, n_mels=n_mels, power=1.0)
+            mels[label] = librosa.amplitude_to_db(m, ref=1.0, amin=1e-5, top_db=None)
         else:
             mels[label] = 20 / np.log(10) * x  # natural-log magnitude -> dB
     vmax = max(m.max() for m in mels.values())
@@ -133,6 +135,8 @@ def video_bytes(frames, fps: float, wav=None, sr: int | None = None) -> bytes:
     frames = np.asarray(frames)
     if frames.ndim != 4 or frames.shape[-1] != 3:
         raise ValueError(f"video: expected frames of shape (frames, height, width, 3), got {frames.shape}")
+    if wav is not None and sr is None:
+        raise ValueError("video: a sound track (wav) needs its sample rate: pass sr=")
     if frames.dtype != np.uint8:
         frames = (np.clip(frames, 0, 1) * 255).astype(np.uint8)
     t, h, w, _ = frames.shape

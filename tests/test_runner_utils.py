@@ -1,0 +1,84 @@
+"""voicebook.runner helpers used inside chapters (running a whole chapter is test_chapters.py)."""
+
+from __future__ import annotations
+
+import json
+
+import nbformat
+import numpy as np
+import pytest
+
+from voicebook.runner import load_metrics, pick_preset, save_metrics, to_ipynb
+
+TABLE = {"smoke": {"epochs": 1, "utts": 8}, "standard": {"epochs": 20, "utts": 3000}}
+
+
+def test_pick_preset_returns_a_copy():
+    settings = pick_preset("smoke", TABLE)
+    assert settings == {"epochs": 1, "utts": 8}
+    settings["epochs"] = 99
+    assert TABLE["smoke"]["epochs"] == 1  # the chapter's table is not modified
+
+
+def test_pick_preset_unknown_lists_the_available_ones():
+    with pytest.raises(ValueError, match=r"unknown preset 'paper': this chapter has smoke, standard"):
+        pick_preset("paper", TABLE)
+
+
+def test_save_load_metrics_round_trip(tmp_path):
+    metrics = {"mcd_db": 3.04, "f0_rmse_hz": np.float32(23.5), "preset": "smoke", "n": 276, "ok": True}
+    path = save_metrics(tmp_path / "out", metrics)
+    assert path == tmp_path / "out" / "metrics.json"
+    back = load_metrics(tmp_path / "out")
+    assert back == {"mcd_db": 3.04, "f0_rmse_hz": 23.5, "preset": "smoke", "n": 276, "ok": True}
+    assert json.loads(path.read_text()) == back
+    save_metrics(tmp_path / "out", {"x": 1}, name="extra.json")
+    assert load_metrics(tmp_path / "out", name="extra.json") == {"x": 1}
+    assert [p.name for p in sorted((tmp_path / "out").iterdir())] == ["extra.json", "metrics.json"]
+
+
+def test_load_metrics_missing(tmp_path):
+    with pytest.raises(FileNotFoundError, match=r"metrics\.json: the chapter did not write its metrics.*save_metrics"):
+        load_metrics(tmp_path)
+
+
+MYST = """\
+---
+jupytext:
+  text_representation:
+    extension: .md
+    format_name: myst
+kernelspec:
+  display_name: Something else
+  language: python
+  name: some-other-kernel
+---
+
+# A tiny chapter
+
+```{code-cell} python
+:tags: [parameters]
+preset = "smoke"
+```
+
+Some prose.
+
+```{code-cell} python
+print(1 + 1)
+```
+"""
+
+
+def test_to_ipynb_writes_a_python3_kernelspec(tmp_path):
+    src = tmp_path / "tiny.md"
+    src.write_text(MYST)
+    dest = to_ipynb(src, tmp_path / "sub" / "tiny.ipynb")
+    assert dest == tmp_path / "sub" / "tiny.ipynb"
+    nb = nbformat.read(dest, as_version=4)
+    nbformat.validate(nb)
+    assert nb.metadata["kernelspec"] == {"name": "python3", "display_name": "Python 3", "language": "python"}
+    assert nb.metadata["language_info"]["name"] == "python"
+    kinds = [c.cell_type for c in nb.cells]
+    assert kinds == ["markdown", "code", "markdown", "code"]
+    assert nb.cells[1].metadata["tags"] == ["parameters"]  # papermill finds its parameters cell
+    assert nb.cells[3].source == "print(1 + 1)"
