@@ -42,7 +42,7 @@ def ge2e_similarity(embeddings: torch.Tensor, w: torch.Tensor, b: torch.Tensor) 
 
     ``embeddings``: ``(speakers N, utterances M, dim)``, e_ji the embedding of utterance i of
     speaker j (need not be normalised: cosine similarity is used). Centroids
-    ``c_k = mean_i e_ki`` (eq. 1), except that utterance i is compared with its *own* speaker's
+    ``c_k = mean_i e_ki``, except that utterance i is compared with its *own* speaker's
     centroid without itself, ``c_j^(-i) = (sum_m e_jm - e_ji) / (M - 1)`` (eq. 8), so a lone
     utterance cannot be close to its centroid just by being part of it. Then
 
@@ -85,7 +85,7 @@ def ge2e_loss(embeddings: torch.Tensor, w: torch.Tensor, b: torch.Tensor, reduct
 
 def autovc_loss(mel: torch.Tensor, mel_out: torch.Tensor, mel_postnet: torch.Tensor, codes: torch.Tensor,
                 codes_recon: torch.Tensor, lambda_cont: float = 1.0) -> tuple[torch.Tensor, dict]:
-    """AutoVC's training loss ``L = L_recon + lambda_cont L_cont`` (section 3.3; Qian et al. 2019, eq. 8-10).
+    """AutoVC's training loss ``L = L_recon + lambda_cont L_cont`` (section 3.3; Qian et al. 2019, section 3).
 
     ``L_recon = ||C(X_A, A) - X_A||^2``, taken, as in AutoVC, on both the decoder's output
     ``mel_out`` and the post-net's ``mel_postnet`` (MSE each, summed);
