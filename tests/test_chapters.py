@@ -49,6 +49,45 @@ def test_intro_chapter_metrics(chapter00):
     assert m["median_f0_female_hz"] > m["median_f0_male_hz"] * 1.3
 
 
+@pytest.fixture(scope="session")
+def chapter01(tmp_path_factory):
+    out = tmp_path_factory.mktemp("ch01")
+    metrics = run_chapter(ROOT / "notebooks" / "01_cycle_autovc.md", out, preset="smoke", seed=0)
+    return out, metrics
+
+
+def test_cycle_autovc_chapter_metrics(chapter01):
+    """Bounds around the smoke run measured on 2 CPU cores (seed 0; values in NOTES.md)."""
+    _, m = chapter01
+    assert m["preset"] == "smoke" and m["seeds"] == [0]
+    j = m["judges"]
+    assert j["speaker_accuracy"] > 0.85               # measured 0.97 (chance 0.045)
+    assert j["phoneme_error_rate"] < 0.35             # measured 0.18
+    assert m["encoder_cos_same"] > m["encoder_cos_other"] + 0.2   # GE2E separates speakers (0.99 vs 0.51)
+    systems = m["systems"]
+    assert len(systems) == 8                          # 4 AutoVC bottlenecks, 2 CycleAutoVC, - style, fine-tuned
+    for name, scores in systems.items():
+        for key, (mean, std, n) in scores.items():
+            assert math.isfinite(mean) and std is None and n == 1, (name, key)
+        assert 0 <= scores["speaker_accuracy"][0] <= 1 and 0 < scores["mcd_dtw_db"][0] < 25
+    narrow, wide = systems["AutoVC n2f32"], systems["AutoVC n64f2"]
+    assert wide["reconstruction_mse"][0] < 0.85 * narrow["reconstruction_mse"][0]   # measured 0.64 vs 1.23
+    assert narrow["speaker_leakage"][0] < 0.3 < wide["speaker_leakage"][0]          # measured 0.14 vs 0.39
+    assert m["claim_4_2"] == {"reconstruction_improves_with_width": True, "leakage_grows_with_width": True}
+    assert set(m["verdicts"]) == {"cycle_beats_autovc_wide_speaker", "cycle_beats_autovc_wide_mcd",
+                                  "style_loss_helps_speaker", "scratch_beats_finetuned_mcd"}
+    assert m["convert_4s_seconds"] < 1.0              # measured 0.07 s on the CPU
+
+
+def test_cycle_autovc_chapter_resumes_to_the_same_numbers(chapter01):
+    """Run again in the same folder: every model resumes from its finished checkpoint (no
+    training), and the scores are exactly those of the first run."""
+    folder, first = chapter01
+    again = run_chapter(ROOT / "notebooks" / "01_cycle_autovc.md", folder, preset="smoke", seed=0)
+    assert again["systems"] == first["systems"] and again["judges"] == first["judges"]
+    assert again["chapter_seconds"] < first["chapter_seconds"]
+
+
 def test_intro_chapter_is_deterministic(chapter00, tmp_path):
     """Same seed, same numbers on the CPU (the corpus comes from the cache the first run made)."""
     _, first = chapter00
@@ -69,11 +108,10 @@ def _build_book(tmp_path: Path, executed: dict[str, Path]) -> Path:
     return book / "_build" / "html"
 
 
-def test_book_builds_with_audio_and_figures(chapter00, tmp_path):
-    folder, _ = chapter00
+def test_book_builds_with_audio_and_figures(chapter00, chapter01, tmp_path):
     names = chapters_in_toc(ROOT / "book")
-    assert names[0] == "00_voice_as_numbers"
-    html_dir = _build_book(tmp_path, {"00_voice_as_numbers": folder})
+    assert names[:2] == ["00_voice_as_numbers", "01_cycle_autovc"]
+    html_dir = _build_book(tmp_path, {"00_voice_as_numbers": chapter00[0], "01_cycle_autovc": chapter01[0]})
     page = (html_dir / "chapters" / "00_voice_as_numbers" / "00_voice_as_numbers.html").read_text()
     clips = re.findall(r'<audio[^>]*src="data:audio/wav;base64,([A-Za-z0-9+/=]+)"', page)
     assert len(clips) >= 10
@@ -86,3 +124,44 @@ def test_book_builds_with_audio_and_figures(chapter00, tmp_path):
     assert "intro.html" in (html_dir / "index.html").read_text()  # the landing page redirects...
     intro = (html_dir / "intro.html").read_text()
     assert "How a voice becomes numbers" in intro   # ...to a page whose table of contents links the chapter
+    page = (html_dir / "chapters" / "01_cycle_autovc" / "01_cycle_autovc.html").read_text()
+    clips = re.findall(r'<audio[^>]*src="data:audio/wav;base64,([A-Za-z0-9+/=]+)"', page)
+    assert len(clips) >= 20                            # the listening table: 4 pairs x 5 columns
+    wav, sr = sf.read(io.BytesIO(base64.b64decode(clips[-1])))
+    assert sr == 16000 and len(wav) > sr // 2
+    assert len(re.findall(r'<img[^>]+src="([^"]+\.png)"', page)) >= 5
+    assert "voicebook-results" in page and "Cycle-consistent AutoVC" in intro
+
+
+def _vctk_copy_of_english_speech(root: Path) -> Path:
+    """The generated smoke corpus' English speakers written in VCTK-Corpus's layout
+    (wav48/pNNN/pNNN_MMM.wav at 48 kHz, txt/, speaker-info.txt), phoneme timings dropped."""
+    from voicebook import audio
+    from voicebook.data import load_corpus
+
+    english = load_corpus(None, size="smoke", seed=0).select(language=["en-us", "en-gb"])
+    ids = {spk: f"p{300 + i}" for i, spk in enumerate(sorted(english.speakers))}
+    lines = ["ID  AGE  GENDER  ACCENTS  REGION"]
+    for spk, pid in ids.items():
+        accent = "American" if english.speakers[spk].language == "en-us" else "English"
+        lines.append(f"{pid[1:]}  30  {english.speakers[spk].sex}    {accent}    Somewhere")
+    (root).mkdir(parents=True)
+    (root / "speaker-info.txt").write_text("\n".join(lines) + "\n")
+    for spk, pid in ids.items():
+        for k, u in enumerate(english.by_speaker(spk), start=1):
+            name = f"{pid}_{k:03d}"
+            audio.save(root / "wav48" / pid / f"{name}.wav", audio.resample(u.load(), u.sr, 48000), 48000)
+            (root / "txt" / pid).mkdir(parents=True, exist_ok=True)
+            (root / "txt" / pid / f"{name}.txt").write_text(u.text + "\n")
+    return root
+
+
+def test_cycle_autovc_chapter_on_a_vctk_copy(tmp_path):
+    """data_dir pointing at a VCTK copy: the chapter trains and converts its speakers (the
+    content judge, which needs phoneme timings VCTK lacks, comes from the generated corpus)."""
+    root = _vctk_copy_of_english_speech(tmp_path / "VCTK-Corpus")
+    m = run_chapter(ROOT / "notebooks" / "01_cycle_autovc.md", tmp_path / "out", preset="smoke", seed=0,
+                    data_dir=root)
+    assert m["corpus"] == "vctk" and m["n_speakers"] == 16
+    assert m["judges"]["speaker_accuracy"] > 0.8 and len(m["systems"]) == 8
+    assert all(math.isfinite(v[0]) for s in m["systems"].values() for v in s.values())

@@ -114,3 +114,24 @@ def test_the_generated_corpus(smoke):
     assert 0.7 < speech_frames / total < 0.99
     # one run of frames per phone or pause; a few phones shorter than a hop fall between frames
     assert 0.9 * phones < runs < 1.6 * phones
+
+
+def test_text_phonemes_reads_like_the_corpus_voices():
+    """A real recording's transcript is read by espeak's plain voice; its phones are those a
+    corpus voice variant of the same language is labelled with (variants change the sound only)."""
+    from types import SimpleNamespace
+
+    from voicebook.data.espeak import synthesize
+    from voicebook.data.phonemes import text_phonemes
+    from voicebook.judges import _reference
+
+    text = "Please call Stella and ask her to bring these things."
+    for language, variant in (("en-us", "en-us+f3"), ("en-gb", "en+m2")):
+        ours = ph.phone_sequence(text_phonemes(text, language))
+        assert len(ours) > 20 and ours == ph.phone_sequence(synthesize(text, variant)[1])
+    real = SimpleNamespace(phonemes=(), text=text, language="en-us")
+    assert _reference(real, True) == ph.phone_sequence(text_phonemes(text, "en-us"))
+    with pytest.raises(ValueError, match="no phones"):
+        _reference(SimpleNamespace(phonemes=(), text="", language="en-us"), True)
+    with pytest.raises(ValueError, match="no text"):
+        text_phonemes("  ", "en-us")

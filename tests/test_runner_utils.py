@@ -82,3 +82,11 @@ def test_to_ipynb_writes_a_python3_kernelspec(tmp_path):
     assert kinds == ["markdown", "code", "markdown", "code"]
     assert nb.cells[1].metadata["tags"] == ["parameters"]  # papermill finds its parameters cell
     assert nb.cells[3].source == "print(1 + 1)"
+
+
+def test_save_metrics_writes_strict_json(tmp_path):
+    """NaN (the spread of one seed) and inf become null: other tools' JSON parsers reject NaN."""
+    path = save_metrics(tmp_path, {"a": float("nan"), "b": [1.0, float("inf")], "c": {"d": (2.0, float("nan"))}})
+    text = path.read_text()
+    assert "NaN" not in text and "Infinity" not in text
+    assert json.loads(text) == {"a": None, "b": [1.0, None], "c": {"d": [2.0, None]}}

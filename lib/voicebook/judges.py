@@ -585,10 +585,16 @@ def edit_distance(ref: Sequence, hyp: Sequence) -> int:
 
 
 def _reference(ref, keep_length: bool) -> list[str]:
-    """An utterance, its ``phonemes`` or a sequence of symbols -> normalised phones, no pauses."""
+    """An utterance, its ``phonemes`` or a sequence of symbols -> normalised phones, no pauses.
+
+    An utterance of a real corpus (no phoneme timings, but a transcript) is read by espeak-ng
+    (:func:`voicebook.data.phonemes.text_phonemes`), which labelled the judge's training data."""
+    if not getattr(ref, "phonemes", True) and getattr(ref, "text", ""):
+        ref = ph.text_phonemes(ref.text, ref.language)
     seq = ph.phone_sequence(ref, keep_length=keep_length)
     if not seq:
-        raise ValueError("phoneme_error_rate: a reference has no phones (real corpora carry no phonemes)")
+        raise ValueError("phoneme_error_rate: a reference has no phones (an utterance needs phoneme timings or "
+                         "a transcript)")
     return seq
 
 

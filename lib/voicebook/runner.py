@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import argparse
 import json
+import math
 import sys
 import tempfile
 from pathlib import Path
@@ -28,10 +29,23 @@ def pick_preset(name: str, table: dict) -> dict:
 
 
 def save_metrics(out_dir, metrics: dict, name: str = "metrics.json") -> Path:
-    """Write a chapter's results as JSON into ``out_dir`` (atomically) and return the path."""
+    """Write a chapter's results as JSON into ``out_dir`` (atomically) and return the path.
+
+    Strict JSON: a NaN or infinite number (e.g. the spread of a single seed) is written as null.
+    """
     path = Path(out_dir) / name
-    atomic_write_json(path, metrics)
+    atomic_write_json(path, _finite(metrics))
     return path
+
+
+def _finite(obj):
+    if isinstance(obj, float) and not math.isfinite(obj):
+        return None
+    if isinstance(obj, dict):
+        return {k: _finite(v) for k, v in obj.items()}
+    if isinstance(obj, (list, tuple)):
+        return [_finite(v) for v in obj]
+    return obj
 
 
 def load_metrics(out_dir, name: str = "metrics.json") -> dict:

@@ -88,6 +88,36 @@ def listening_table(rows: dict, sr: int, caption: str | None = None) -> HTML:
                 f'<tbody>{"".join(body)}</tbody></table>')
 
 
+def _cell(value, digits: int) -> str:
+    if isinstance(value, tuple):            # (mean, std, n) from voicebook.conversion.mean_spread
+        mean, std = value[0], value[1]
+        return f"{mean:.{digits}f}" + ("" if np.isnan(std) else f" &plusmn; {std:.{digits}f}")
+    if isinstance(value, float):
+        return f"{value:.{digits}f}"
+    return html.escape(str(value))
+
+
+def table(rows: dict, columns: dict | None = None, caption: str | None = None, digits: int = 3) -> HTML:
+    """A results table: ``rows`` maps row label -> {column key -> value}.
+
+    A value is a number, a string, or ``(mean, std, n)`` (shown as ``mean ± std``; a single
+    run shows the mean alone). ``columns`` maps key -> header and sets the order (default:
+    every key in first-seen order).
+    """
+    if columns is None:
+        columns = {}
+        for cells in rows.values():
+            columns.update({k: k for k in cells if k not in columns})
+    head = "".join(f"<th>{html.escape(str(h))}</th>" for h in columns.values())
+    body = "".join(
+        f"<tr><th>{html.escape(str(label))}</th>"
+        + "".join(f"<td>{_cell(cells[k], digits) if k in cells else ''}</td>" for k in columns) + "</tr>"
+        for label, cells in rows.items())
+    cap = f"<caption>{html.escape(caption)}</caption>" if caption else ""
+    return HTML(f'<table class="voicebook-results">{cap}<thead><tr><th></th>{head}</tr></thead>'
+                f"<tbody>{body}</tbody></table>")
+
+
 def spectrograms(clips: dict, sr: int, n_fft: int = 1024, hop: int = 256, n_mels: int = 80,
                  phonemes: dict | None = None, title: str | None = None, height: float = 2.4):
     """Log-mel spectrograms stacked one above the other on a shared dB scale and time axis.

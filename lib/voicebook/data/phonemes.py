@@ -23,6 +23,8 @@ so index 0 is always silence.
 
 from __future__ import annotations
 
+import functools
+
 from typing import Iterable, Sequence
 
 import numpy as np
@@ -172,3 +174,19 @@ def frame_labels(utt, hop_s: float, n_frames: int, inventory: Sequence[str], *,
     E.g. for the 16 kHz AutoVC log-mel (hop 256): ``frame_labels(u, 256 / 16000, mel.shape[-1], inv)``.
     """
     return encode(frame_phones(utt, hop_s, n_frames, keep_length=keep_length), inventory)
+
+
+#: espeak-ng voice that reads each corpus language's text (British English is espeak's "en").
+_READER_VOICE = {"en-gb": "en"}
+
+
+@functools.lru_cache(maxsize=4096)
+def text_phonemes(text: str, language: str) -> tuple:
+    """The ``(phone, start_s, end_s)`` tuples espeak-ng reads ``text`` with, in ``language``'s
+    default voice: the reference phones of a real recording (VCTK has text, no alignments),
+    in the same symbols the generated corpus is labelled with."""
+    from .espeak import synthesize
+
+    if not text or not text.strip():
+        raise ValueError(f"text_phonemes: no text to read (language {language!r})")
+    return tuple(synthesize(text, _READER_VOICE.get(language, language))[1])

@@ -207,22 +207,24 @@ def train_autovc(model: AutoVC, dataset: Dataset, *, steps: int, batch_size: int
 
 
 def train_two_phase(model: CycleAutoVC, large: Dataset, few_shot: Dataset, *, steps: tuple[int, int] = (60000, 30000),
-                    batch_size: int = 8, lambda_encod: float = 1.0, lr: float = 1e-4, ckpt_dir=None,
-                    **fit_kw) -> tuple[History, History]:
+                    batch_size: int = 8, lambda_encod: float = 1.0, lr: float = 1e-4, style: bool = True,
+                    ckpt_dir=None, **fit_kw) -> tuple[History, History]:
     """Section 5.2's best schedule, as two ``fit`` calls on the same model.
 
     Phase 1: ``L_cycle + lambda_encod L_encod`` (no style loss) on the ``large`` set (to avoid
     over-fitting the self-conversion task) for ``steps[0]`` (paper: 60k); phase 2 adds
     ``L_style`` on the ``few_shot`` set (about 5 speakers x 3-15 utterances) for ``steps[1]``
     (paper: 30k). Both datasets are :class:`MelCrops` with ``with_target=True``. Paper: batch
-    8, neck 64. Each phase starts a fresh Adam. ``ckpt_dir``: each phase checkpoints (and
+    8, neck 64. ``style=False`` keeps the style loss out of phase 2 too (the ablation of
+    section 5.2.1). Each phase starts a fresh Adam. ``ckpt_dir``: each phase checkpoints (and
     resumes) in its own sub-folder. Returns the two phases' histories.
     """
     common = dict(batch_size=batch_size, lr=lr, **fit_kw)
     h1 = fit(model, large, partial(cycle_loss_fn, lambda_encod=lambda_encod, use_style=False), steps=steps[0],
              ckpt_dir=_sub(ckpt_dir, "phase1"), **{"desc": "CycleAutoVC phase 1", **common})
-    h2 = fit(model, few_shot, partial(cycle_loss_fn, lambda_encod=lambda_encod, use_style=True), steps=steps[1],
-             ckpt_dir=_sub(ckpt_dir, "phase2"), **{"desc": "CycleAutoVC phase 2 (+ style)", **common})
+    h2 = fit(model, few_shot, partial(cycle_loss_fn, lambda_encod=lambda_encod, use_style=style), steps=steps[1],
+             ckpt_dir=_sub(ckpt_dir, "phase2"),
+             **{"desc": "CycleAutoVC phase 2" + (" (+ style)" if style else ""), **common})
     return h1, h2
 
 
