@@ -26,11 +26,15 @@ ROOT = Path(__file__).resolve().parents[1]
 pytestmark = pytest.mark.slow
 
 
+def _smoke_run(tmp_path_factory, name: str) -> tuple[Path, dict]:
+    """Execute ``notebooks/<name>.md`` at preset=smoke, seed 0: ``(its folder, its metrics)``."""
+    out = tmp_path_factory.mktemp(name)
+    return out, run_chapter(ROOT / "notebooks" / f"{name}.md", out, preset="smoke", seed=0)
+
+
 @pytest.fixture(scope="session")
 def chapter00(tmp_path_factory):
-    out = tmp_path_factory.mktemp("ch00")
-    metrics = run_chapter(ROOT / "notebooks" / "00_voice_as_numbers.md", out, preset="smoke", seed=0)
-    return out, metrics
+    return _smoke_run(tmp_path_factory, "00_voice_as_numbers")
 
 
 def test_intro_chapter_metrics(chapter00):
@@ -51,9 +55,7 @@ def test_intro_chapter_metrics(chapter00):
 
 @pytest.fixture(scope="session")
 def chapter01(tmp_path_factory):
-    out = tmp_path_factory.mktemp("ch01")
-    metrics = run_chapter(ROOT / "notebooks" / "01_cycle_autovc.md", out, preset="smoke", seed=0)
-    return out, metrics
+    return _smoke_run(tmp_path_factory, "01_cycle_autovc")
 
 
 def test_cycle_autovc_chapter_metrics(chapter01):
