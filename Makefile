@@ -1,6 +1,7 @@
 # voicebook: two commands.
 #   make book   create .venv if missing, execute every chapter with papermill, build the HTML
 #   make test   create .venv if missing, run the test suite
+#   make lab    (to read and run chapters interactively) add JupyterLab to .venv and open notebooks/
 # Options: PRESET=smoke|standard|paper (book only), DATA_DIR=/path/to/a/local/corpus, PY=python3.11
 
 PY       ?= python3
@@ -10,7 +11,7 @@ VENV     := .venv
 BIN      := $(VENV)/bin
 STAMP    := $(VENV)/.installed
 
-.PHONY: book test env clean
+.PHONY: book test env lab clean
 
 $(STAMP): pyproject.toml constraints.txt
 	test -x $(BIN)/python || $(PY) -m venv $(VENV)
@@ -26,6 +27,10 @@ book: $(STAMP)
 
 test: $(STAMP)
 	$(BIN)/python -m pytest
+
+lab: $(STAMP)
+	$(BIN)/python -m pip install --quiet -c constraints.txt jupyterlab==4.6.6
+	$(BIN)/jupyter lab notebooks/
 
 clean:
 	rm -rf book/_build book/chapters runs
