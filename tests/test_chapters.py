@@ -133,6 +133,9 @@ def test_book_builds_with_audio_and_figures(chapter00, chapter01, tmp_path):
     assert sr == 16000 and len(wav) > sr // 2
     assert len(re.findall(r'<img[^>]+src="([^"]+\.png)"', page)) >= 5
     assert "voicebook-results" in page and "Cycle-consistent AutoVC" in intro
+    mathjax = re.search(r'<script[^>]+src="([^"]*mathjax[^"]*\.js)"', page)  # maths typeset offline
+    assert mathjax and not mathjax.group(1).startswith("http")
+    assert (html_dir / "chapters" / "01_cycle_autovc" / mathjax.group(1)).resolve().is_file()
 
 
 def _vctk_copy_of_english_speech(root: Path) -> Path:
