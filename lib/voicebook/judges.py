@@ -206,7 +206,7 @@ def _one_mel(x, sr: int | None, n_mels: int, name: str) -> torch.Tensor:
     s = AUTOVC_MEL
     check_wave(t, name, mono=True, min_samples=s["n_fft"] // 2 + 1, allow_silence=False)
     wav = audio.resample(t.detach().float().cpu(), int(sr), s["sr"])
-    return audio.log_mel(wav, s["sr"], s["n_fft"], s["hop"], n_mels, s["fmin"], s["fmax"])
+    return audio.log_mel(wav, **{**s, "n_mels": n_mels})
 
 
 def as_mels(x, *, sr: int | None = None, n_mels: int = 80) -> tuple[list[torch.Tensor], bool]:
@@ -267,9 +267,7 @@ def _corpus_mels(corpus, mels, cache_dir, device, progress) -> dict[str, torch.T
     """Log-mels of every utterance of ``corpus`` (``mels`` if the caller has them), cached on disk."""
     if mels is not None:
         return mels
-    s = AUTOVC_MEL
-    return log_mels(list(corpus), sr=s["sr"], n_fft=s["n_fft"], hop=s["hop"], n_mels=s["n_mels"], fmin=s["fmin"],
-                    fmax=s["fmax"], device=device, cache_dir=cache_dir, progress=progress)
+    return log_mels(list(corpus), **AUTOVC_MEL, device=device, cache_dir=cache_dir, progress=progress)
 
 
 def _set_normaliser(judge: nn.Module, train_mels: list[torch.Tensor]) -> None:

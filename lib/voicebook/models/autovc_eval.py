@@ -46,8 +46,7 @@ def wave_to_mel(wav, sr: int, stats, *, min_seconds: float = 0.25, name: str = "
     x = audio.to_tensor(wav)
     if x.dim() != 1:
         raise audio.AudioError(f"{name}: expected a mono waveform (samples,), got shape {tuple(x.shape)}")
-    log_mel = audio.log_mel(x, s["sr"], s["n_fft"], s["hop"], s["n_mels"], s["fmin"], s["fmax"])
-    return prepare_mels({"x": log_mel}, stats)[0]["x"]
+    return prepare_mels({"x": audio.log_mel(x, **AUTOVC_MEL)}, stats)[0]["x"]
 
 
 def convert_wave(model, wav, sr: int, emb_src: torch.Tensor, emb_tgt: torch.Tensor, stats, *,
