@@ -90,6 +90,78 @@ def test_cycle_autovc_chapter_resumes_to_the_same_numbers(chapter01):
     assert again["chapter_seconds"] < first["chapter_seconds"]
 
 
+@pytest.fixture(scope="session")
+def chapter02(tmp_path_factory):
+    return _smoke_run(tmp_path_factory, "02_softgan_cyclegan_vc")
+
+
+SOFTGAN_SYSTEMS = {"+SoftGAN+Energy", "+SoftGAN-Energy", "-SoftGAN+Energy+Bottleneck", "-SoftGAN+Energy"}
+
+
+def test_softgan_chapter_metrics(chapter02):
+    """Bounds around the smoke run measured on 2 CPU cores (seed 0; values in NOTES.md)."""
+    _, m = chapter02
+    assert m["preset"] == "smoke" and m["seeds"] == [0] and m["corpus"].startswith("espeak")
+    assert m["judges"]["speaker_accuracy"] > 0.85 and m["judges"]["phoneme_error_rate"] < 0.35   # 0.95, 0.18
+    ceiling = m["vocoder_ceiling"]
+    assert 3.0 < ceiling["mcd_to_own_source_db"] < 7.5        # measured 5.4 dB: what 32 bands + WORLD lose
+    assert ceiling["phoneme_error_rate"] < 0.35               # measured 0.19: the resynthesis stays intelligible
+    assert set(m["table1"]) == SOFTGAN_SYSTEMS
+    for name, scores in m["table1"].items():
+        for key, (mean, std, n) in scores.items():
+            assert math.isfinite(mean) and std is None and n == 1, (name, key)
+        assert 6 < scores["mcd_dtw_db"][0] < 16 and 0 <= scores["speaker_accuracy"][0] <= 1   # measured 10.1-11.4 dB
+    assert m["collapsed"]["+SoftGAN+Energy"] == [0, 2]
+    losses = m["final_losses"]["+SoftGAN+Energy"]
+    assert losses["D(fake)"] > losses["D(real)"] - 0.3        # soft labels: D stays lenient on fakes (0.82 vs 0.75)
+    assert losses["cycle"] < 1.2                              # normalised L1, measured 0.72 (about 1.6 at step 10)
+    assert set(m["verdicts"]) == {"softgan_beats_hard_labels", "energy_helps", "small_softgan_beats_bottleneck",
+                                  "hard_small_network_no_speech"}
+    assert m["convert_4s_seconds"] < 1.0                      # measured 0.19 s on the CPU, analysis included
+
+
+def test_softgan_chapter_resumes_to_the_same_numbers(chapter02):
+    folder, first = chapter02
+    again = run_chapter(ROOT / "notebooks" / "02_softgan_cyclegan_vc.md", folder, preset="smoke", seed=0)
+    assert again["table1"] == first["table1"] and again["vocoder_ceiling"] == first["vocoder_ceiling"]
+    assert again["chapter_seconds"] < first["chapter_seconds"]
+
+
+def _vcc2018_copy_of_english_speech(root: Path) -> Path:
+    """Six generated smoke speakers in VCC2018's layout (22.05 kHz, no transcripts): US English
+    as sources VCC2SF4 / VCC2SM4, British as targets VCC2TF1/2, VCC2TM1/2; the test sentences,
+    which all of them say, under the same file number in vcc2018_evaluation / vcc2018_reference."""
+    from voicebook.data import load_corpus
+
+    corpus = load_corpus(None, size="smoke", seed=0)
+    names = {"en-us-f2": "VCC2SF4", "en-us-m2": "VCC2SM4", "en-gb-f2": "VCC2TF1", "en-gb-f3": "VCC2TF2",
+             "en-gb-m2": "VCC2TM1", "en-gb-m3": "VCC2TM2"}
+    number = {}
+    for spk, name in names.items():
+        for k, u in enumerate(corpus.select(speaker=spk).items):
+            if u.split == "test":
+                folder = "vcc2018_evaluation" if name[4] == "S" else "vcc2018_reference"
+                stem = number.setdefault(u.sentence_id, 30001 + len(number))
+            elif u.split == "train":
+                folder, stem = "vcc2018_training", 10001 + 100 * list(names).index(spk) + k
+            else:
+                continue
+            (root / folder / name).mkdir(parents=True, exist_ok=True)
+            shutil.copy(u.path, root / folder / name / f"{stem}.wav")
+    return root
+
+
+def test_softgan_chapter_on_a_vcc2018_copy(tmp_path):
+    """data_dir pointing at a VCC2018 copy: speakers picked by role and sex from their names;
+    with no transcripts the phoneme error rate is reported as missing, the rest is scored."""
+    root = _vcc2018_copy_of_english_speech(tmp_path / "vcc2018")
+    m = run_chapter(ROOT / "notebooks" / "02_softgan_cyclegan_vc.md", tmp_path / "out", preset="smoke", seed=0,
+                    data_dir=root)
+    assert m["corpus"] == "vcc2018" and m["sources"] == ["VCC2SF4"] and m["targets"] == ["VCC2TF1", "VCC2TM1"]
+    for scores in m["table1"].values():
+        assert math.isfinite(scores["mcd_dtw_db"][0]) and scores["phoneme_error_rate"][0] is None
+
+
 def test_intro_chapter_is_deterministic(chapter00, tmp_path):
     """Same seed, same numbers on the CPU (the corpus comes from the cache the first run made)."""
     _, first = chapter00
@@ -110,10 +182,11 @@ def _build_book(tmp_path: Path, executed: dict[str, Path]) -> Path:
     return book / "_build" / "html"
 
 
-def test_book_builds_with_audio_and_figures(chapter00, chapter01, tmp_path):
+def test_book_builds_with_audio_and_figures(chapter00, chapter01, chapter02, tmp_path):
     names = chapters_in_toc(ROOT / "book")
-    assert names[:2] == ["00_voice_as_numbers", "01_cycle_autovc"]
-    html_dir = _build_book(tmp_path, {"00_voice_as_numbers": chapter00[0], "01_cycle_autovc": chapter01[0]})
+    assert names[:3] == ["00_voice_as_numbers", "01_cycle_autovc", "02_softgan_cyclegan_vc"]
+    html_dir = _build_book(tmp_path, {"00_voice_as_numbers": chapter00[0], "01_cycle_autovc": chapter01[0],
+                                      "02_softgan_cyclegan_vc": chapter02[0]})
     page = (html_dir / "chapters" / "00_voice_as_numbers" / "00_voice_as_numbers.html").read_text()
     clips = re.findall(r'<audio[^>]*src="data:audio/wav;base64,([A-Za-z0-9+/=]+)"', page)
     assert len(clips) >= 10
@@ -136,6 +209,13 @@ def test_book_builds_with_audio_and_figures(chapter00, chapter01, tmp_path):
     mathjax = re.search(r'<script[^>]+src="([^"]*mathjax[^"]*\.js)"', page)  # maths typeset offline
     assert mathjax and not mathjax.group(1).startswith("http")
     assert (html_dir / "chapters" / "01_cycle_autovc" / mathjax.group(1)).resolve().is_file()
+    page = (html_dir / "chapters" / "02_softgan_cyclegan_vc" / "02_softgan_cyclegan_vc.html").read_text()
+    clips = re.findall(r'<audio[^>]*src="data:audio/wav;base64,([A-Za-z0-9+/=]+)"', page)
+    assert len(clips) >= 16                            # 2 players + 2 pairs x 7 columns at smoke
+    wav, sr = sf.read(io.BytesIO(base64.b64decode(clips[-1])))
+    assert sr == 16000 and len(wav) > sr               # a converted sentence (> 2 s sources)
+    assert len(re.findall(r'<img[^>]+src="([^"]+\.png)"', page)) >= 4
+    assert "voicebook-results" in page and "SoftGAN" in intro
 
 
 def _vctk_copy_of_english_speech(root: Path) -> Path:

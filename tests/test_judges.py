@@ -236,6 +236,9 @@ def test_trained_judges_on_waveforms_and_scores(trained, smoke):
     # MCD: the same recording scores 0, another speaker's recording of the sentence does not
     assert J.mcd_to_target(wav, wav, utt.sr) == pytest.approx(0.0, abs=1e-6)
     assert J.mcd_to_target(other.load(), wav, utt.sr) > 3.0
+    # a broken conversion with no voiced frame (noise) still gets a distance, and a large one
+    noise = np.random.default_rng(0).normal(0, 0.1, len(wav)).astype(np.float32)
+    assert J.mcd_to_target(noise, wav, utt.sr) > J.mcd_to_target(other.load(), wav, utt.sr)
 
 
 @pytest.mark.slow

@@ -8,7 +8,7 @@ import nbformat
 import numpy as np
 import pytest
 
-from voicebook.runner import load_metrics, pick_preset, save_metrics, to_ipynb
+from voicebook.runner import load_metrics, pick_preset, preset_tag, save_metrics, to_ipynb
 
 TABLE = {"smoke": {"epochs": 1, "utts": 8}, "standard": {"epochs": 20, "utts": 3000}}
 
@@ -18,6 +18,17 @@ def test_pick_preset_returns_a_copy():
     assert settings == {"epochs": 1, "utts": 8}
     settings["epochs"] = 99
     assert TABLE["smoke"]["epochs"] == 1  # the chapter's table is not modified
+
+
+def test_overrides_replace_settings_and_get_their_own_checkpoint_folder():
+    key = next(iter(TABLE["smoke"]))
+    settings = pick_preset("smoke", TABLE, {key: "changed"})
+    assert settings[key] == "changed" and TABLE["smoke"][key] != "changed"
+    with pytest.raises(ValueError, match="not settings of preset 'smoke'"):
+        pick_preset("smoke", TABLE, {"no_such_setting": 1})
+    assert preset_tag("smoke") == preset_tag("smoke", {}) == "smoke"
+    tag = preset_tag("smoke", {key: 1})
+    assert tag.startswith("smoke-") and tag != preset_tag("smoke", {key: 2}) and tag == preset_tag("smoke", {key: 1})
 
 
 def test_pick_preset_unknown_lists_the_available_ones():

@@ -56,7 +56,8 @@ def score(judges: J.Judges, converted: Sequence, pairs: Sequence[tuple], *, sr: 
     the speaker of ``pairs[i][1]``; ``centroids``: from :func:`target_centroids`. Returns the
     corpus-level means ``{name: float for name in SCORES}`` (phoneme error rate pooled over
     phonemes, the rest averaged over conversions) and ``"items"``: one dict of per-conversion
-    scores per pair.
+    scores per pair. Phoneme error rate is NaN when a source has neither phoneme timings nor a
+    transcript (VCC2018 ships none).
     """
     if len(converted) != len(pairs) or not pairs:
         raise ValueError(f"score: {len(converted)} conversions for {len(pairs)} pairs (need one each, at least one)")
@@ -66,8 +67,11 @@ def score(judges: J.Judges, converted: Sequence, pairs: Sequence[tuple], *, sr: 
     emb = np.atleast_2d(J.speaker_embeddings(judges.speaker, wavs, sr=sr))
     sims = np.array([e @ centroids[t] for e, t in zip(emb, targets)])
     sources = [s for s, _ in pairs]
-    per = J.phoneme_error_rate(judges.content, wavs, sources, sr=sr, reduce=False)
-    per_pooled = J.phoneme_error_rate(judges.content, wavs, sources, sr=sr)      # sum(edits) / sum(lengths)
+    if all(s.phonemes or s.text for s in sources):
+        per = J.phoneme_error_rate(judges.content, wavs, sources, sr=sr, reduce=False)
+        per_pooled = J.phoneme_error_rate(judges.content, wavs, sources, sr=sr)  # sum(edits) / sum(lengths)
+    else:       # e.g. VCC2018 without transcripts: nothing to score the content against
+        per, per_pooled = np.full(len(pairs), np.nan), float("nan")
     mcd = np.array([J.mcd_to_target(w, t.load(), sr, target_sr=t.sr) for w, (_, t) in zip(wavs, pairs)])
     items = [dict(source=s.id, target=t.id, speaker_hit=bool(h), speaker_similarity=float(c),
                   phoneme_error_rate=float(p), mcd_dtw_db=float(m))

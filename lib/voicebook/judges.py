@@ -39,7 +39,7 @@ from .data.features import AUTOVC_MEL, log_mels
 
 __all__ = [
     "SpeakerJudge", "ContentJudge", "Judges", "PRESETS",
-    "train_speaker_judge", "train_content_judge", "train_judges", "save_judge", "load_judge",
+    "train_speaker_judge", "train_content_judge", "train_judges", "chapter_judges", "save_judge", "load_judge",
     "load_judges", "as_mels", "speaker_posteriors", "speaker_embeddings", "identify", "speaker_accuracy",
     "speaker_centroid", "speaker_similarity", "transcribe", "edit_distance", "phoneme_error_rate",
     "mcd_to_target", "judge_report",
@@ -445,6 +445,36 @@ def train_judges(corpus, preset: str = "smoke", *, seed: int = 0, device=None, c
     return Judges(spk, con)
 
 
+def chapter_judges(corpus, preset: str, *, mels: dict, seed: int = 0, device=None, ckpt_dir=None,
+                   progress: bool = True) -> tuple[Judges, dict]:
+    """The judges of a voice-conversion chapter on ``corpus``, and how far to trust them.
+
+    The speaker judge learns ``corpus``' speakers (``mels``: their AUTOVC_MEL log-mels). The
+    content judge needs phoneme timings: a real corpus has none (VCTK, VCC2018), so it then
+    learns on the generated corpus of the preset's size, and real sentences are scored
+    against espeak-ng's reading of their transcripts. ``ckpt_dir``: ``speaker/``, ``content/``
+    (a rerun resumes). Returns ``(judges, report)``: :func:`judge_report`'s numbers, the
+    speaker judge's on ``corpus``, the content judge's on its own training corpus' test split.
+    """
+    from .data import load_corpus
+
+    if preset not in PRESETS:
+        raise ValueError(f"chapter_judges: unknown preset {preset!r}; choose one of {sorted(PRESETS)}")
+    device = train.pick_device(device)
+    labelled = all(u.phonemes for u in corpus.items[:20])
+    phone_set = corpus if labelled else load_corpus(None, size=preset, seed=seed)
+    phone_mels = mels if labelled else log_mels(list(phone_set), **AUTOVC_MEL, device=device, progress=progress)
+    sub = (lambda name: None) if ckpt_dir is None else (lambda name: Path(ckpt_dir) / name)
+    judges = Judges(
+        train_speaker_judge(corpus, **PRESETS[preset]["speaker"], mels=mels, seed=seed, device=device,
+                            ckpt_dir=sub("speaker"), progress=progress),
+        train_content_judge(phone_set, **PRESETS[preset]["content"], mels=phone_mels, seed=seed + 1, device=device,
+                            ckpt_dir=sub("content"), progress=progress))
+    report = {**judge_report(Judges(judges.speaker, None), corpus, mels=mels),
+              **judge_report(Judges(None, judges.content), phone_set, mels=phone_mels)}
+    return judges, report
+
+
 # ============================================================================ checkpoints
 
 
@@ -637,7 +667,9 @@ def mcd_to_target(converted_wav, target_wav, sr: int, *, target_sr: int | None =
     target = checked(target_wav, "target_wav", target_sr or sr)
     if target_sr is not None and int(target_sr) != int(sr):
         target = audio.resample(target, int(target_sr), int(sr))
-    ref, est = (vocoder.encode(x.astype(np.float64), sr, order=order, f0_method=f0_method).mcep for x in (target, conv))
+    # the envelope only: an unvoiced (e.g. broken) conversion still gets a distance, not an error
+    ref, est = (vocoder.sp_to_mcep(vocoder.analyze(x.astype(np.float64), sr, f0_method=f0_method).sp, sr, order)
+                for x in (target, conv))
     return metrics.mcd_dtw(ref, est)
 
 

@@ -14,6 +14,17 @@ Chapter 1 (Godey & Boudin, *Cycle-consistent auto-encoder for few-shot voice con
 - :func:`cycle_loss`, :func:`encoding_loss`, :func:`style_loss` and their sum
   :func:`cycle_autovc_loss`: CycleAutoVC's ``L = L_cycle + L_style + lambda_encod L_encod``
   (section 4.3).
+
+Chapter 2 (Ferro, Obin & Roebel, *SoftGAN*): envelope images are ``(batch, K, bands,
+frames)`` for K independent copies of a network trained side by side
+(:mod:`voicebook.models.cyclegan_vc`), discriminator scores ``(batch, K)``. These losses
+return one value per copy, ``(K,)``, a mean over everything else; the training step sums
+them, so each copy's gradient is exactly that of its own loss.
+
+- :func:`lsgan_loss`: least-squares adversarial loss (Mao et al. 2017), the paper's choice;
+- :func:`soft_fake_label`, :func:`soft_real_label`: SoftGAN's targets (section 3.2, eqs. 6-7);
+- :func:`l1_per_copy`: the cycle (eq. 3) and identity (eq. 4) terms;
+- :func:`energy_loss`: the energy constraint (section 3.3).
 """
 
 from __future__ import annotations
@@ -22,7 +33,8 @@ import torch
 import torch.nn.functional as F
 
 __all__ = ["ge2e_similarity", "ge2e_loss", "autovc_loss", "cycle_loss", "encoding_loss", "style_loss",
-           "cycle_autovc_loss"]
+           "cycle_autovc_loss", "RHO_GEN", "RHO_DIS", "lsgan_loss", "soft_fake_label", "soft_real_label",
+           "l1_per_copy", "frame_energy", "energy_loss"]
 
 
 # ============================================================================ chapter 1
@@ -158,3 +170,60 @@ def cycle_autovc_loss(mel: torch.Tensor, mel_back: torch.Tensor, codes_source: t
         loss = loss + sty
         parts["style"] = sty.detach()
     return loss, parts
+
+
+# ============================================================================ chapter 2
+# Ferro, Obin & Roebel: SoftGAN labels (3.2), energy constraint (3.3), CycleGAN-VC terms (eqs. 3-4)
+
+RHO_GEN = 0.1   # section 3.2: how far the discriminator's target for a fake moves towards 0
+RHO_DIS = 0.9   # section 3.2: how far the generator's target moves towards 1
+
+
+def _per_copy(x: torch.Tensor) -> torch.Tensor:
+    """Mean over every dimension but dim 1 (the copies): ``(batch, K, ...) -> (K,)``."""
+    return x.transpose(0, 1).reshape(x.shape[1], -1).mean(dim=1)
+
+
+def lsgan_loss(scores: torch.Tensor, target) -> torch.Tensor:
+    """LSGAN: ``mean (D(.) - target)^2`` per copy. ``scores`` ``(batch, K)``; ``target`` a number
+    or a tensor of the same shape (a label: it should carry no gradient). -> ``(K,)``."""
+    return _per_copy((scores - target) ** 2)
+
+
+def soft_fake_label(d_fake: torch.Tensor, rho_gen: float = RHO_GEN) -> torch.Tensor:
+    """Eq. 6: the discriminator's target for a generated sample, ``D(G(x)) + rho_gen (0 - D(G(x)))
+    = (1 - rho_gen) D(G(x))`` instead of the hard 0.
+
+    Detached: it is a label, computed from D's current opinion, not a path for gradients. With
+    LSGAN the gradient of ``(d - label)^2`` is then ``2 rho_gen d``: D is pushed towards calling
+    the fake fake with ``rho_gen`` (0.1) times the force of the hard label ``2 d``.
+    """
+    return ((1.0 - rho_gen) * d_fake).detach()
+
+
+def soft_real_label(d_fake: torch.Tensor, rho_dis: float = RHO_DIS) -> torch.Tensor:
+    """Eq. 7: the generator's target for its sample, ``D(G(x)) + rho_dis (1 - D(G(x)))`` instead
+    of the hard 1. Detached, like :func:`soft_fake_label`: the gradient of ``(d - label)^2`` is
+    ``-2 rho_dis (1 - d)``, ``rho_dis`` (0.9) times the hard label's."""
+    return (d_fake + rho_dis * (1.0 - d_fake)).detach()
+
+
+def l1_per_copy(a: torch.Tensor, b: torch.Tensor) -> torch.Tensor:
+    """``mean |a - b|`` per copy, ``(batch, K, ...) -> (K,)``: eq. 3's cycle term
+    ``||G_YX(G_XY(x)) - x||_1`` and eq. 4's identity term ``||G_XY(y) - y||_1``."""
+    return _per_copy((a - b).abs())
+
+
+def frame_energy(bands: torch.Tensor) -> torch.Tensor:
+    """Per-frame energy of a log band envelope: the mean over bands, ``(batch, K, bands, frames)
+    -> (batch, K, frames)``. The bands are log powers, so this is the log of the frame's
+    geometric-mean band power: the "amplitude mean for each frame" of section 3.3, in the
+    network's (log) domain."""
+    return bands.mean(dim=2)
+
+
+def energy_loss(converted: torch.Tensor, source: torch.Tensor) -> torch.Tensor:
+    """Section 3.3's energy constraint: L1 between the per-frame energies of the conversion
+    ``G(x)`` and of its source ``x``, both ``(batch, K, bands, frames)`` -> ``(K,)``. It asks the
+    conversion to keep the source's energy contour (the paper's lambda_e = 1)."""
+    return _per_copy((frame_energy(converted) - frame_energy(source)).abs())

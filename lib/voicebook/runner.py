@@ -10,6 +10,7 @@ quotes, and :func:`pick_preset` turns the ``preset`` parameter into the chapter'
 from __future__ import annotations
 
 import argparse
+import hashlib
 import json
 import math
 import sys
@@ -21,11 +22,24 @@ from .files import atomic_write_json
 PRESETS = ("smoke", "standard", "paper")
 
 
-def pick_preset(name: str, table: dict) -> dict:
-    """The settings of preset ``name`` from a chapter's ``{preset: {setting: value}}`` table."""
+def pick_preset(name: str, table: dict, overrides: dict | None = None) -> dict:
+    """The settings of preset ``name`` from a chapter's ``{preset: {setting: value}}`` table,
+    with ``overrides`` (a papermill parameter, e.g. ``{"steps": 1000}``) replacing some of them."""
     if name not in table:
         raise ValueError(f"unknown preset {name!r}: this chapter has {', '.join(table)}")
-    return dict(table[name])
+    unknown = sorted(set(overrides or {}) - set(table[name]))
+    if unknown:
+        raise ValueError(f"overrides: {unknown} are not settings of preset {name!r} (it has {sorted(table[name])})")
+    return {**table[name], **(overrides or {})}
+
+
+def preset_tag(name: str, overrides: dict | None = None) -> str:
+    """A folder name for a preset's checkpoints: ``name``, plus a short hash of ``overrides`` if
+    any, so that a run with other settings never resumes from this one's checkpoints."""
+    if not overrides:
+        return name
+    digest = hashlib.sha256(json.dumps(overrides, sort_keys=True, default=str).encode()).hexdigest()[:8]
+    return f"{name}-{digest}"
 
 
 def save_metrics(out_dir, metrics: dict, name: str = "metrics.json") -> Path:

@@ -18,7 +18,7 @@ from tqdm.auto import tqdm
 
 from .. import audio
 from ..files import atomic_path
-from .cache import default_cache_dir
+from .cache import cpu_workers, default_cache_dir
 
 #: AutoVC's mel front end (Qian et al. 2019): 16 kHz, 1024-point STFT, hop 256, 80 bands 90-7600 Hz.
 AUTOVC_MEL = dict(sr=16000, n_fft=1024, hop=256, n_mels=80, fmin=90.0, fmax=7600.0)
@@ -53,7 +53,12 @@ def log_mels(items, *, sr: int = 16000, n_fft: int = 1024, hop: int = 256, n_mel
     """
     items = list(items)
     settings = dict(sr=sr, n_fft=n_fft, hop=hop, n_mels=n_mels, fmin=fmin, fmax=fmax)
-    path = Path(cache_dir or default_cache_dir()) / "features" / f"logmel-{_key(items, settings)}.pt"
+    return _cached(items, settings, "logmel", cache_dir, lambda: _compute(items, settings, device or "cpu", progress))
+
+
+def _cached(items, settings: dict, kind: str, cache_dir, compute):
+    """``compute()``'s ``{id: tensor or dict of tensors}``, kept in ``features/<kind>-<key>.pt``."""
+    path = Path(cache_dir or default_cache_dir()) / "features" / f"{kind}-{_key(items, settings)}.pt"
     if path.exists():
         try:
             cached = torch.load(path, weights_only=True)
@@ -61,7 +66,39 @@ def log_mels(items, *, sr: int = 16000, n_fft: int = 1024, hop: int = 256, n_mel
                 return cached
         except Exception:  # truncated or corrupt: compute again below
             pass
-    feats = _compute(items, settings, device or "cpu", progress)
+    feats = compute()
     with atomic_path(path) as tmp:
         torch.save(feats, tmp)
     return feats
+
+
+def _envelope_of(job) -> tuple[str, dict]:
+    """Worker: one utterance -> ``(id, {"bands": (n_bands, frames), "f0": (frames,)})``."""
+    from .. import envelope
+
+    u, s = job
+    m = envelope.analyze(audio.resample(u.load(), u.sr, s["sr"]), s["sr"], s["n_bands"], s["f0_method"])
+    return u.id, {"bands": torch.from_numpy(m.bands), "f0": torch.from_numpy(m.f0.astype("float32"))}
+
+
+def mel_envelopes(items, *, sr: int = 16000, n_bands: int = 32, f0_method: str = "dio", cache_dir=None,
+                  workers: int | None = None, progress: bool = True) -> dict[str, dict]:
+    """WORLD mel-band envelopes and F0 of ``items`` (chapter 2's features, :mod:`voicebook.envelope`):
+    ``{id: {"bands": (n_bands, frames) log power, "f0": (frames,) Hz}}`` on a 5 ms grid, after
+    resampling to ``sr`` Hz. Analysed in ``workers`` processes (default: all usable cores) and
+    cached like :func:`log_mels`."""
+    from concurrent.futures import ProcessPoolExecutor
+
+    items = list(items)
+    settings = dict(sr=sr, n_bands=n_bands, f0_method=f0_method)
+
+    def compute():
+        jobs = [(u, settings) for u in items]
+        bar = dict(total=len(jobs), desc="WORLD mel envelopes", disable=not progress, unit="utt")
+        n = min(cpu_workers(workers), len(jobs))
+        if n <= 1:
+            return dict(tqdm(map(_envelope_of, jobs), **bar))
+        with ProcessPoolExecutor(n) as pool:
+            return dict(tqdm(pool.map(_envelope_of, jobs, chunksize=8), **bar))
+
+    return _cached(items, settings, "melenv", cache_dir, compute)
