@@ -112,6 +112,7 @@ def test_softgan_chapter_metrics(chapter02):
             assert math.isfinite(mean) and std is None and n == 1, (name, key)
         assert 6 < scores["mcd_dtw_db"][0] < 16 and 0 <= scores["speaker_accuracy"][0] <= 1   # measured 10.1-11.4 dB
     assert m["collapsed"]["+SoftGAN+Energy"] == [0, 2]
+    assert m["real_target"]["speaker_accuracy"] > 0.75 and m["real_target"]["mcd_dtw_db"] == pytest.approx(0, abs=1e-6)
     losses = m["final_losses"]["+SoftGAN+Energy"]
     assert losses["D(fake)"] > losses["D(real)"] - 0.3        # soft labels: D stays lenient on fakes (0.82 vs 0.75)
     assert losses["cycle"] < 1.2                              # normalised L1, measured 0.72 (about 1.6 at step 10)
@@ -215,7 +216,7 @@ def test_book_builds_with_audio_and_figures(chapter00, chapter01, chapter02, tmp
     wav, sr = sf.read(io.BytesIO(base64.b64decode(clips[-1])))
     assert sr == 16000 and len(wav) > sr               # a converted sentence (> 2 s sources)
     assert len(re.findall(r'<img[^>]+src="([^"]+\.png)"', page)) >= 4
-    assert "voicebook-results" in page and "SoftGAN" in intro
+    assert "MCD-DTW to target" in page and "SoftGAN" in intro   # Table 1 is shown
 
 
 def _vctk_copy_of_english_speech(root: Path) -> Path:
