@@ -86,7 +86,7 @@ def test_paper_sized_networks_on_a_32_by_128_input():
     dconvs = [m for m in Discriminator().modules() if isinstance(m, torch.nn.Conv2d)]
     assert [m.out_channels for m in dconvs] == [64, 128, 256, 512]
     # the bottleneck adds 2 layers of 512 filters, kernel 3: many more parameters (section 5)
-    assert n_params(Generator(bottleneck=True)) - n_params(Generator()) == 2 * (512 * 512 * 9 + 512) + 2 * 2 * 512
+    assert n_params(Generator(bottleneck=True)) - n_params(Generator()) == 2 * 512 * 512 * 9 + 2 * 2 * 512
 
 
 def test_wrong_input_sizes_are_named():
@@ -187,6 +187,20 @@ def test_a_few_training_steps_change_both_players_and_resume(tmp_path):
     assert ckpt["step"] == 4
 
 
+def test_copies_trained_together_end_where_lone_trainings_do():
+    rng = torch.Generator().manual_seed(0)
+    by = {"a": [torch.randn(32, 150, generator=rng)], "b": [torch.randn(32, 140, generator=rng)]}
+    r = S.SYSTEMS["+SoftGAN+Energy"]
+    together, _ = S.train_cyclegans(r, S.EnvelopeCrops(by, [("a", "b", 0), ("a", "b", 1)], length=20), steps=3,
+                                    width=W, seed=0, progress=False)
+    alone, _ = S.train_cyclegans(r, S.EnvelopeCrops(by, [("a", "b", 1)], length=20), steps=3, width=W, seed=0,
+                                 progress=False)
+    for name in ("g_xy", "g_yx", "d_x", "d_y"):
+        one = single(getattr(together, name), 1)
+        for p, q in zip(one.parameters(), getattr(alone, name).parameters()):
+            torch.testing.assert_close(p, q, atol=2e-5, rtol=1e-4)
+
+
 # ----------------------------------------------------------------------------- data
 
 def test_crops_are_deterministic_per_copy_and_handle_short_utterances():
@@ -195,8 +209,9 @@ def test_crops_are_deterministic_per_copy_and_handle_short_utterances():
           "b": [torch.randn(32, 200, generator=rng)], "c": [torch.randn(32, 400, generator=rng)]}
     both = S.EnvelopeCrops(by, [("a", "b", 0), ("a", "c", 3)], frames=128)
     alone = S.EnvelopeCrops(by, [("a", "c", 3)], frames=128)
-    x, y = both[5]
-    assert x.shape == y.shape == (2, 32, 128)
+    x, y, noise = both[5]
+    assert x.shape == y.shape == noise.shape == (2, 32, 128)
+    torch.testing.assert_close(both[5][2][1], alone[5][2][0])
     torch.testing.assert_close(both[5][0][1], alone[5][0][0])        # a copy's data ignore the others
     torch.testing.assert_close(both[5][1][1], alone[5][1][0])
     assert not torch.equal(both[5][0][0], both[6][0][0]) or not torch.equal(both[5][1][0], both[6][1][0])

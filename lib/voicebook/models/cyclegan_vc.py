@@ -7,10 +7,12 @@ then fully connected layers of 512 and 1. Inputs are ``(32 bands, 128 frames)`` 
 the mel-band envelope, batch size 1. The *bottleneck* generator of section 5 adds a
 convolution and a transposed convolution (512 filters, kernel 3, stride 1) in the middle.
 
-Two deviations, both forced: the generator's last layer is linear (instance norm would set
-each output's mean and variance to 0 and 1, and ReLU would forbid the negative log powers it
-must produce), and the discriminator's 512-unit layer has LeakyReLU but no norm (a vector has
-no positions for instance norm to normalise over).
+Convolutions followed by instance norm have no bias (the norm's own shift replaces it; a bias
+there has zero gradient, which Adam would turn into a random walk). Two deviations, both
+forced: the generator's last layer is linear (instance norm would set each output's mean and
+variance to 0 and 1, and ReLU would forbid the negative log powers it must produce), and the
+discriminator's 512-unit layer has LeakyReLU but no norm (a vector has no positions for
+instance norm to normalise over).
 
 **Many models at once.** Every network takes ``groups=K`` and is then K independent copies
 side by side: the input ``(batch, K, bands, frames)`` holds one image per copy, convolutions
@@ -75,13 +77,13 @@ class Generator(nn.Module):
         def block(conv, c_out):
             return nn.Sequential(conv, nn.InstanceNorm2d(K * c_out, affine=True), nn.ReLU())
 
-        layers = [block(nn.Conv2d(K, K * c1, 2, 2, groups=K), c1),
-                  block(nn.Conv2d(K * c1, K * c2, 2, 2, groups=K), c2)]
+        layers = [block(nn.Conv2d(K, K * c1, 2, 2, groups=K, bias=False), c1),
+                  block(nn.Conv2d(K * c1, K * c2, 2, 2, groups=K, bias=False), c2)]
         if bottleneck:
             cb = _ch(512, width)
-            layers += [block(nn.Conv2d(K * c2, K * cb, 3, 1, 1, groups=K), cb),
-                       block(nn.ConvTranspose2d(K * cb, K * c2, 3, 1, 1, groups=K), c2)]
-        layers += [block(nn.ConvTranspose2d(K * c2, K * c3, 2, 2, groups=K), c3),
+            layers += [block(nn.Conv2d(K * c2, K * cb, 3, 1, 1, groups=K, bias=False), cb),
+                       block(nn.ConvTranspose2d(K * cb, K * c2, 3, 1, 1, groups=K, bias=False), c2)]
+        layers += [block(nn.ConvTranspose2d(K * c2, K * c3, 2, 2, groups=K, bias=False), c3),
                    nn.ConvTranspose2d(K * c3, K, 2, 2, groups=K)]   # linear output: log powers
         self.net = nn.Sequential(*layers)
 
@@ -105,8 +107,8 @@ class Discriminator(nn.Module):
         chans = [1] + [_ch(c, width) for c in channels]
         convs = []
         for c_in, c_out in zip(chans[:-1], chans[1:]):
-            convs += [nn.Conv2d(K * c_in, K * c_out, 2, 2, groups=K), nn.InstanceNorm2d(K * c_out, affine=True),
-                      nn.LeakyReLU(0.2)]
+            convs += [nn.Conv2d(K * c_in, K * c_out, 2, 2, groups=K, bias=False),
+                      nn.InstanceNorm2d(K * c_out, affine=True), nn.LeakyReLU(0.2)]
         self.convs = nn.Sequential(*convs)
         down = 2 ** len(channels)
         if bands % down or frames % down:

@@ -140,13 +140,13 @@ def generator_loss(model: CycleGAN, x: torch.Tensor, y: torch.Tensor, fake_y: to
 def cyclegan_step(model: CycleGAN, batch, ctx: train.StepContext, *, recipe: Recipe) -> dict:
     """One step of :func:`voicebook.train.fit`: both discriminators, then both generators.
 
-    ``batch``: ``(x, y)``, each ``(1, K, bands, frames)``: a crop of each copy's source and
-    target speaker. Optimizers ``"d"`` and ``"g"``. Losses are summed over copies.
+    ``batch``: ``(x, y, noise)``, each ``(1, K, bands, frames)``: a crop of each copy's source
+    and target speaker, and Gaussian noise (a false anchor). Optimizers ``"d"`` and ``"g"``.
+    Losses are summed over copies.
     """
-    x, y = batch
+    x, y, noise = batch                                         # noise: the false anchor (SoftGAN)
     with ctx.autocast():
         fake_y, fake_x = model.g_xy(x), model.g_yx(y)           # with graphs: reused by the G step
-        noise = torch.randn_like(x)                             # false anchor (SoftGAN)
         d_y_loss, logs_y = discriminator_loss(model.d_y, y, fake_y.detach(), [x, noise], recipe)
         d_x_loss, logs_x = discriminator_loss(model.d_x, x, fake_x.detach(), [y, noise], recipe)
         d_loss = (d_y_loss + d_x_loss).sum()
@@ -171,12 +171,13 @@ def band_stats(bands: Sequence[torch.Tensor]) -> tuple[float, float]:
 
 
 class EnvelopeCrops(torch.utils.data.Dataset):
-    """Random ``frames``-long crops for K copies: item ``i`` is ``(x, y)``, each ``(K, bands,
-    frames)``, copy ``k`` cropping a training utterance of its source (``x``) and of its target
-    (``y``). ``copies``: ``[(source speaker, target speaker, seed)]``; ``by_speaker``:
-    ``{speaker: [(bands, frames) normalised tensors]}``. Item ``i`` of copy ``k`` depends only
-    on ``(seed, source, target, i)``: a copy's data are its own, whatever else trains beside it.
-    Non-parallel: x and y are drawn independently.
+    """Random ``frames``-long crops for K copies: item ``i`` is ``(x, y, noise)``, each ``(K,
+    bands, frames)``, copy ``k`` cropping a training utterance of its source (``x``) and of its
+    target (``y``), plus standard Gaussian noise (SoftGAN's noise anchor). ``copies``:
+    ``[(source speaker, target speaker, seed)]``; ``by_speaker``: ``{speaker: [(bands, frames)
+    normalised tensors]}``. Item ``i`` of copy ``k`` depends only on ``(seed, source, target,
+    i)``: a copy's data are its own, whatever else trains beside it, so K copies trained
+    together end where K lone trainings would. Non-parallel: x and y are drawn independently.
     """
 
     def __init__(self, by_speaker: Mapping[str, Sequence[torch.Tensor]], copies: Sequence[tuple[str, str, int]], *,
@@ -198,12 +199,13 @@ class EnvelopeCrops(torch.utils.data.Dataset):
         return b[:, start:start + self.frames]
 
     def __getitem__(self, i: int):
-        xs, ys = [], []
+        xs, ys, noises = [], [], []
         for s, t, seed in self.copies:
             rng = np.random.default_rng([seed, i, *map(ord, s), 0, *map(ord, t)])
             xs.append(self._crop(rng, self.by_speaker[s]))
             ys.append(self._crop(rng, self.by_speaker[t]))
-        return torch.stack(xs), torch.stack(ys)
+            noises.append(torch.from_numpy(rng.standard_normal(xs[-1].shape).astype(np.float32)))
+        return torch.stack(xs), torch.stack(ys), torch.stack(noises)
 
 
 def _init_copies(model: CycleGAN, recipe: Recipe, seeds: Sequence[int], width: float, bands: int, frames: int) -> None:
