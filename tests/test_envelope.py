@@ -104,3 +104,13 @@ def test_mel_envelopes_are_cached_and_match_a_direct_analysis(tmp_path, monkeypa
     monkeypatch.setattr(features, "_envelope_of", lambda job: (_ for _ in ()).throw(AssertionError("recomputed")))
     again = features.mel_envelopes(items, cache_dir=tmp_path, workers=1, progress=False)
     assert torch.equal(again["u1"]["bands"], env["u1"]["bands"])
+
+
+def test_mel_envelopes_in_worker_processes_match_one_process(tmp_path):
+    """The process pool (after torch has run in this process) returns what one process computes."""
+    items = write_items(tmp_path, 22050)[:2]               # resampled to 16 kHz with torch first
+    torch.ones(64, 64) @ torch.ones(64, 64)                # torch has run here before the fork
+    one = features.mel_envelopes(items, cache_dir=tmp_path / "a", workers=1, progress=False)
+    two = features.mel_envelopes(items, cache_dir=tmp_path / "b", workers=2, progress=False)
+    for uid in one:
+        assert torch.equal(one[uid]["bands"], two[uid]["bands"]) and torch.equal(one[uid]["f0"], two[uid]["f0"])

@@ -73,32 +73,36 @@ def _cached(items, settings: dict, kind: str, cache_dir, compute):
 
 
 def _envelope_of(job) -> tuple[str, dict]:
-    """Worker: one utterance -> ``(id, {"bands": (n_bands, frames), "f0": (frames,)})``."""
+    """Worker: ``(id, (samples,) waveform at settings["sr"], settings)`` -> ``(id, bands (n_bands,
+    frames), f0 (frames,))`` as numpy: no torch in the forked worker (OpenMP does not survive a
+    fork, and torch tensors sent back through a pool go through shared memory, which can hang)."""
     from .. import envelope
 
-    u, s = job
-    m = envelope.analyze(audio.resample(u.load(), u.sr, s["sr"]), s["sr"], s["n_bands"], s["f0_method"])
-    return u.id, {"bands": torch.from_numpy(m.bands), "f0": torch.from_numpy(m.f0.astype("float32"))}
+    uid, wav, s = job
+    m = envelope.analyze(wav, s["sr"], s["n_bands"], s["f0_method"])
+    return uid, m.bands, m.f0.astype("float32")
 
 
 def mel_envelopes(items, *, sr: int = 16000, n_bands: int = 32, f0_method: str = "dio", cache_dir=None,
                   workers: int | None = None, progress: bool = True) -> dict[str, dict]:
     """WORLD mel-band envelopes and F0 of ``items`` (chapter 2's features, :mod:`voicebook.envelope`):
     ``{id: {"bands": (n_bands, frames) log power, "f0": (frames,) Hz}}`` on a 5 ms grid, after
-    resampling to ``sr`` Hz. Analysed in ``workers`` processes (default: all usable cores) and
-    cached like :func:`log_mels`."""
+    resampling to ``sr`` Hz (here, with torch). WORLD runs in ``workers`` processes (default:
+    all usable cores); cached like :func:`log_mels`."""
     from concurrent.futures import ProcessPoolExecutor
 
     items = list(items)
     settings = dict(sr=sr, n_bands=n_bands, f0_method=f0_method)
 
     def compute():
-        jobs = [(u, settings) for u in items]
+        jobs = [(u.id, audio.resample(u.load(), u.sr, sr), settings) for u in items]
         bar = dict(total=len(jobs), desc="WORLD mel envelopes", disable=not progress, unit="utt")
         n = min(cpu_workers(workers), len(jobs))
         if n <= 1:
-            return dict(tqdm(map(_envelope_of, jobs), **bar))
-        with ProcessPoolExecutor(n) as pool:
-            return dict(tqdm(pool.map(_envelope_of, jobs, chunksize=8), **bar))
+            done = list(tqdm(map(_envelope_of, jobs), **bar))
+        else:
+            with ProcessPoolExecutor(n) as pool:
+                done = list(tqdm(pool.map(_envelope_of, jobs, chunksize=8), **bar))
+        return {uid: {"bands": torch.from_numpy(b), "f0": torch.from_numpy(f)} for uid, b, f in done}
 
     return _cached(items, settings, "melenv", cache_dir, compute)
