@@ -254,3 +254,20 @@ def test_flatness_detects_a_collapsed_output():
     assert S.flatness(np.full((32, 100), 3.0), src) == 0.0
     assert S.flatness(np.full((32, 100), np.nan), src) == 0.0
     assert S.flatness(0.5 * src, src) == pytest.approx(0.5)
+
+
+def test_collapse_is_flat_diverged_or_not_finite_output():
+    src = np.random.default_rng(0).normal(-10, 3, size=(32, 100))
+    stats = (-10.0, 3.0)
+    assert not S.collapsed(src + 0.5, src, stats)
+    assert S.collapsed(np.full((32, 100), -10.0), src, stats)               # flat
+    assert S.collapsed(src + 40.0, src, stats)                              # diverged: far outside the range
+    assert S.collapsed(np.where(src > -10, np.inf, src), src, stats)        # not finite
+
+
+def test_a_diverged_generator_still_gives_finite_bands():
+    g = single(Generator(width=W, groups=1), 0).eval()
+    with torch.no_grad():
+        g.net[-1].bias.fill_(1e6)                                           # outputs far beyond any log power
+    out = S.convert_bands(g, np.zeros((32, 40), np.float32), (-10.0, 3.0))
+    assert np.all(np.isfinite(out)) and out.max() == pytest.approx(-10.0 + S.CLIP * 3.0)

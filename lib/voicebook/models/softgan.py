@@ -37,9 +37,11 @@ from ..losses import (RHO_DIS, RHO_GEN, energy_loss, l1_per_copy, lsgan_loss, so
                       soft_real_label)
 from .cyclegan_vc import Discriminator, Generator
 
-__all__ = ["Recipe", "SYSTEMS", "CycleGAN", "discriminator_loss", "generator_loss", "cyclegan_step",
+CLIP = 8.0   # |normalised log power| beyond which a converted band is clipped (see convert_bands)
+
+__all__ = ["CLIP", "Recipe", "SYSTEMS", "CycleGAN", "discriminator_loss", "generator_loss", "cyclegan_step",
            "EnvelopeCrops", "band_stats", "train_cyclegans", "convert_bands", "convert_wave", "convert_analysed",
-           "flatness"]
+           "collapsed", "flatness"]
 
 
 @dataclass(frozen=True)
@@ -246,7 +248,8 @@ def convert_bands(generator: Generator, bands, stats: tuple[float, float]) -> np
     ``generator``: one copy (``groups=1``, e.g. :func:`voicebook.models.cyclegan_vc.single`);
     ``stats``: the training normaliser of :func:`band_stats`. The generator is fully
     convolutional: a whole utterance goes through at once, its frames padded (edge) to a
-    multiple of 4 and cropped back.
+    multiple of 4 and cropped back. Outputs beyond ``CLIP`` standard deviations of the
+    training log power (only a diverged generator gets there) are clipped, NaN set to the mean.
     """
     if generator.groups != 1:
         raise ValueError("convert_bands: pass one copy (voicebook.models.cyclegan_vc.single(generator, k))")
@@ -257,6 +260,7 @@ def convert_bands(generator: Generator, bands, stats: tuple[float, float]) -> np
     x = torch.cat([x, x[:, -1:].expand(-1, pad)], dim=1) if pad else x
     dev = next(generator.parameters()).device
     y = generator(x[None, None].to(dev))[0, 0, :, :n].float().cpu()
+    y = torch.nan_to_num(y, nan=0.0).clamp(-CLIP, CLIP)  # a diverged generator still gives a finite waveform
     return (y * stats[1] + stats[0]).numpy()
 
 
@@ -286,6 +290,18 @@ def convert_analysed(generator: Generator, m: envelope.MelEnvelope, stats: tuple
     aperiodicity -> ``(waveform (samples,) float32 at m.sr Hz, converted bands (n_bands, frames))``."""
     bands = convert_bands(generator, m.bands, stats)
     return envelope.synthesize(bands, vocoder.convert_f0(m.f0, f0_source, f0_target), m.ap, m.sr), bands
+
+
+def collapsed(converted, source, stats: tuple[float, float]) -> bool:
+    """Has a conversion ``(n_bands, frames)`` of ``source`` lost the shape of speech? True when it
+    is not finite, has less than a quarter of the source's variation over time
+    (:func:`flatness`), or sits mostly (over half its values) more than 4 standard deviations
+    of the training log power from its mean."""
+    c = np.asarray(converted, dtype=np.float64)
+    if not np.all(np.isfinite(c)):
+        return True
+    outside = np.mean(np.abs(c - stats[0]) > 4 * stats[1])
+    return bool(flatness(c, source) < 0.25 or outside > 0.5)
 
 
 def flatness(converted, source) -> float:
