@@ -271,3 +271,12 @@ def test_a_diverged_generator_still_gives_finite_bands():
         g.net[-1].bias.fill_(1e6)                                           # outputs far beyond any log power
     out = S.convert_bands(g, np.zeros((32, 40), np.float32), (-10.0, 3.0))
     assert np.all(np.isfinite(out)) and out.max() == pytest.approx(-10.0 + S.CLIP * 3.0)
+
+
+def test_same_seed_same_model_on_cpu():
+    by = {"a": [torch.randn(32, 150)], "b": [torch.randn(32, 140)]}
+    data = S.EnvelopeCrops(by, [("a", "b", 3)], length=20)
+    r = S.SYSTEMS["-SoftGAN+Energy"]
+    first, _ = S.train_cyclegans(r, data, steps=3, width=W, seed=5, progress=False)
+    again, _ = S.train_cyclegans(r, data, steps=3, width=W, seed=5, progress=False)
+    assert all(torch.equal(p, q) for p, q in zip(first.parameters(), again.parameters()))
