@@ -36,8 +36,9 @@ def test_flat_envelope_gives_equal_bands_of_its_log_power():
     np.testing.assert_allclose(E.bands_to_sp(bands, SR, FFT), 3e-4, rtol=1e-5)
 
 
-def test_bands_are_weighted_means_under_independent_triangles():
-    """Against librosa's mel spectrogram of the envelope (area-normalised filters, rescaled)."""
+def test_bands_are_unit_sum_weighted_means_of_the_envelope():
+    """Against librosa's mel spectrogram of the envelope with the same (unnormalised) filters,
+    divided by each filter's sum: the band value is the weighted mean power, in log."""
     rng = np.random.default_rng(0)
     sp = np.exp(rng.normal(-8, 1, size=(5, BINS)))
     fb = librosa.filters.mel(sr=SR, n_fft=FFT, n_mels=32, fmin=0, fmax=SR / 2, norm=None)
@@ -89,9 +90,13 @@ def test_bad_input_to_analysis_is_named(bad, match):
         E.analyze(bad, SR)
 
 
-def test_synthesis_refuses_mismatched_frames():
+def test_synthesis_refuses_mismatched_frames_and_shapes():
     with pytest.raises(AudioError, match="frame counts differ"):
         E.synthesize(np.zeros((32, 10)), np.zeros(9), np.zeros((10, BINS)), SR)
+    with pytest.raises(AudioError, match="expected bands"):
+        E.synthesize(np.zeros(32), np.zeros(9), np.zeros((10, BINS)), SR)
+    with pytest.raises(AudioError, match="expected a \\(frames, bins\\)"):
+        E.sp_to_bands(np.zeros(BINS), SR)
 
 
 def test_mel_envelopes_are_cached_and_match_a_direct_analysis(tmp_path, monkeypatch):
@@ -104,6 +109,15 @@ def test_mel_envelopes_are_cached_and_match_a_direct_analysis(tmp_path, monkeypa
     monkeypatch.setattr(features, "_envelope_of", lambda job: (_ for _ in ()).throw(AssertionError("recomputed")))
     again = features.mel_envelopes(items, cache_dir=tmp_path, workers=1, progress=False)
     assert torch.equal(again["u1"]["bands"], env["u1"]["bands"])
+
+
+def test_a_bad_utterance_is_named(tmp_path):
+    import soundfile as sf
+
+    silent = write_items(tmp_path, SR)[0]
+    sf.write(silent.path, np.zeros(8000, np.float32), SR)                  # the file now holds silence
+    with pytest.raises(AudioError, match="utterance u0: .*silent"):
+        features.mel_envelopes([silent], cache_dir=tmp_path, workers=1, progress=False)
 
 
 def test_mel_envelopes_in_worker_processes_match_one_process(tmp_path):

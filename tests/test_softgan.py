@@ -56,10 +56,23 @@ def test_energy_loss_against_hand_values():
     torch.testing.assert_close(L.energy_loss(conv, src), torch.tensor([0.5, 2.0]))
     # reshuffling the bands within each frame keeps every frame's energy: no loss
     torch.testing.assert_close(L.energy_loss(src.flip(2), src), torch.zeros(2), atol=1e-6, rtol=0)
-    # frame 3 louder by 1.2 in one band of 8: energy off by 1.2 / 8 in 1 frame of 12
+    # one band of frame 3 louder by ln 2 (twice the power): the frame's mean power grows by that band's
+    # power over the frame's total, in 1 frame of 12 (computed here in numpy, from powers)
     conv = src.clone()
-    conv[0, 0, 5, 3] += 1.2
-    torch.testing.assert_close(L.energy_loss(conv, src)[0], torch.tensor(1.2 / 8 / 12))
+    conv[0, 0, 5, 3] += np.log(2.0)
+    p = np.exp(src[0, 0, :, 3].double().numpy())
+    expected = abs(np.log((p.sum() + p[5]) / p.sum())) / 12
+    torch.testing.assert_close(L.energy_loss(conv, src)[0].double(), torch.tensor(expected, dtype=torch.float64),
+                               rtol=1e-5, atol=1e-7)
+    # moving power from one band to another at the same total keeps the energy: it is not a shape penalty
+    powers = torch.tensor([1.0, 3.0, 2.0, 2.0])
+    moved = torch.tensor([2.0, 2.0, 2.0, 2.0])
+    a, b = powers.log().view(1, 1, 4, 1), moved.log().view(1, 1, 4, 1)
+    torch.testing.assert_close(L.energy_loss(b, a), torch.zeros(1), atol=1e-6, rtol=0)
+    # in normalised units (x - mu) / sigma, scale=sigma gives the same contour, in those units
+    mu, sigma = -9.0, 6.0
+    torch.testing.assert_close(L.energy_loss((conv - mu) / sigma, (src - mu) / sigma, scale=sigma) * sigma,
+                               L.energy_loss(conv, src), rtol=1e-4, atol=1e-6)
 
 
 def test_discriminator_loss_with_and_without_softgan_by_hand():
@@ -156,6 +169,32 @@ def test_the_generator_step_reaches_only_the_generators(system):
     assert all(g is not None and g.abs().sum() > 0 for m in (model.g_xy, model.g_yx) for g in _grads(m))
     assert all(g is None for m in (model.d_x, model.d_y) for g in _grads(m))
     assert all(p.requires_grad for p in model.discriminators())      # unfrozen afterwards
+
+
+def test_the_adversarial_gradient_reaches_the_generators_through_the_frozen_discriminators():
+    """Adversarial term only (no cycle, identity or energy): if D's score of the fake were
+    detached, the generators would get no gradient at all."""
+    for soft in (True, False):
+        recipe = S.Recipe(soft=soft, energy=False, lambda_cyc=0.0, lambda_id=0.0)
+        model = S.CycleGAN(recipe, width=W)
+        x, y = torch.randn(1, 1, 32, 128), torch.randn(1, 1, 32, 128)
+        with S.frozen(model.d_x, model.d_y):
+            loss, _ = S.generator_loss(model, x, y, model.g_xy(x), model.g_yx(y), recipe)
+            loss.sum().backward()
+        assert all(p.grad is not None and p.grad.abs().sum() > 0 for p in model.generators())
+        assert all(p.grad is None for p in model.discriminators())
+
+
+def test_the_paper_weights_and_how_the_generator_loss_combines_them():
+    assert S.Recipe() == S.Recipe(lambda_cyc=0.3, lambda_id=0.15, lambda_energy=1.0, rho_gen=0.1, rho_dis=0.9)
+    torch.manual_seed(1)
+    r = S.Recipe(energy=True)
+    model = S.CycleGAN(r, width=W)
+    x, y = torch.randn(1, 1, 32, 128), torch.randn(1, 1, 32, 128)
+    with torch.no_grad():
+        loss, logs = S.generator_loss(model, x, y, model.g_xy(x), model.g_yx(y), r)
+    expected = logs["adv"] + 0.3 * logs["cycle"] + 0.15 * logs["identity"] + 1.0 * logs["energy"]
+    torch.testing.assert_close(loss, expected.reshape(1))
 
 
 def test_the_energy_term_is_in_the_generator_loss_only_when_asked():

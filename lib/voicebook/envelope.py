@@ -59,6 +59,8 @@ def sp_to_bands(sp: np.ndarray, sr: int, n_bands: int = N_BANDS) -> np.ndarray:
     ``bands[b, t] = ln sum_k w[b, k] sp[t, k]`` with the unit-sum filters of :func:`band_weights`.
     """
     sp = np.asarray(sp, dtype=np.float64)
+    if sp.ndim != 2:
+        raise AudioError(f"sp_to_bands: expected a (frames, bins) envelope, got shape {sp.shape}")
     w = band_weights(sr, (sp.shape[1] - 1) * 2, n_bands)
     return np.log(np.maximum(w @ sp.T, _FLOOR)).astype(np.float32)
 
@@ -111,6 +113,9 @@ def synthesize(bands: np.ndarray, f0: np.ndarray, ap: np.ndarray, sr: int) -> np
     """WORLD synthesis from log band power ``(n_bands, frames)``, F0 ``(frames,)`` Hz and
     aperiodicity ``(frames, bins)`` -> float32 ``(samples,)`` at ``sr`` Hz."""
     bands = np.asarray(bands)
+    if bands.ndim != 2 or np.asarray(ap).ndim != 2:
+        raise AudioError(f"envelope.synthesize: expected bands (n_bands, frames) and ap (frames, bins), got "
+                         f"{bands.shape} and {np.asarray(ap).shape}")
     if not (bands.shape[1] == len(f0) == len(ap)):
         raise AudioError(f"envelope.synthesize: frame counts differ: bands {bands.shape[1]}, f0 {len(f0)}, "
                          f"ap {len(ap)}")

@@ -29,6 +29,8 @@ them, so each copy's gradient is exactly that of its own loss.
 
 from __future__ import annotations
 
+import math
+
 import torch
 import torch.nn.functional as F
 
@@ -214,16 +216,24 @@ def l1_per_copy(a: torch.Tensor, b: torch.Tensor) -> torch.Tensor:
     return _per_copy((a - b).abs())
 
 
-def frame_energy(bands: torch.Tensor) -> torch.Tensor:
-    """Per-frame energy of a log band envelope: the mean over bands, ``(batch, K, bands, frames)
-    -> (batch, K, frames)``. The bands are log powers, so this is the log of the frame's
-    geometric-mean band power: the "amplitude mean for each frame" of section 3.3, in the
-    network's (log) domain."""
-    return bands.mean(dim=2)
+def frame_energy(bands: torch.Tensor, scale: float = 1.0) -> torch.Tensor:
+    """Per-frame energy of a log band envelope, ``(batch, K, bands, frames) -> (batch, K, frames)``:
+    the log of the frame's *mean band power*, ``log(mean_b exp(scale * bands)) / scale``.
+
+    ``bands`` may be normalised log powers ``(ln P - mu) / sigma``: pass ``scale=sigma`` and the
+    result is the log mean power in the same normalised units (``mu`` cancels in differences).
+    Moving power from one band to another at the same total leaves it unchanged: it measures
+    loudness, not spectral shape (a plain mean of the log powers, the log of the *geometric*
+    mean, would also penalise the change of shape that conversion is for).
+    """
+    n = bands.shape[2]
+    return (torch.logsumexp(scale * bands, dim=2) - math.log(n)) / scale
 
 
-def energy_loss(converted: torch.Tensor, source: torch.Tensor) -> torch.Tensor:
-    """Section 3.3's energy constraint: L1 between the per-frame energies of the conversion
-    ``G(x)`` and of its source ``x``, both ``(batch, K, bands, frames)`` -> ``(K,)``. It asks the
-    conversion to keep the source's energy contour (the paper's lambda_e = 1)."""
-    return _per_copy((frame_energy(converted) - frame_energy(source)).abs())
+def energy_loss(converted: torch.Tensor, source: torch.Tensor, scale: float = 1.0) -> torch.Tensor:
+    """Section 3.3's energy constraint: L1 between the per-frame energies (:func:`frame_energy`)
+    of the conversion ``G(x)`` and of its source ``x``, both ``(batch, K, bands, frames)`` ->
+    ``(K,)``: keep the source's energy contour (the paper's lambda_e = 1). The paper's formula
+    sums over t, which its text ("the amplitude mean for each frame") contradicts; we follow the
+    text: one energy per frame, compared frame by frame."""
+    return _per_copy((frame_energy(converted, scale) - frame_energy(source, scale)).abs())

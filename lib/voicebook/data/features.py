@@ -72,14 +72,19 @@ def _cached(items, settings: dict, kind: str, cache_dir, compute):
     return feats
 
 
-def _envelope_of(job) -> tuple[str, dict]:
+def _envelope_of(job) -> tuple:
     """Worker: ``(id, (samples,) waveform at settings["sr"], settings)`` -> ``(id, bands (n_bands,
     frames), f0 (frames,))`` as numpy: no torch in the forked worker (OpenMP does not survive a
     fork, and torch tensors sent back through a pool go through shared memory, which can hang)."""
     from .. import envelope
 
+    from ..checks import AudioError
+
     uid, wav, s = job
-    m = envelope.analyze(wav, s["sr"], s["n_bands"], s["f0_method"])
+    try:
+        m = envelope.analyze(wav, s["sr"], s["n_bands"], s["f0_method"])
+    except AudioError as err:
+        raise AudioError(f"utterance {uid}: {err}") from None
     return uid, m.bands, m.f0.astype("float32")
 
 
@@ -92,7 +97,7 @@ def mel_envelopes(items, *, sr: int = 16000, n_bands: int = 32, f0_method: str =
     from concurrent.futures import ProcessPoolExecutor
 
     items = list(items)
-    settings = dict(sr=sr, n_bands=n_bands, f0_method=f0_method)
+    settings = dict(sr=sr, n_bands=n_bands, f0_method=f0_method, version=1)  # bump when envelope.py changes
 
     def compute():
         jobs = [(u.id, audio.resample(u.load(), u.sr, sr), settings) for u in items]

@@ -2,7 +2,8 @@
 
 Generator: two convolutions (kernel 2, stride 2) down, two transposed convolutions up, with
 256, 512, 256 and 1 filters, instance norm + ReLU after each layer. Discriminator: four
-convolutions (kernel 2, stride 2; 64, 128, 256, 512 filters) with instance norm + LeakyReLU,
+convolutions (kernel 2; 64, 128, 256, 512 filters; the paper gives no stride: stride 2 is our
+assumption, like the generator's) with instance norm + LeakyReLU,
 then fully connected layers of 512 and 1. Inputs are ``(32 bands, 128 frames)`` images of
 the mel-band envelope, batch size 1. The *bottleneck* generator of section 5 adds a
 convolution and a transposed convolution (512 filters, kernel 3, stride 1) in the middle.

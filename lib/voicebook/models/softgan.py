@@ -117,12 +117,14 @@ def discriminator_loss(d: Discriminator, real: torch.Tensor, fake: torch.Tensor,
 
 
 def generator_loss(model: CycleGAN, x: torch.Tensor, y: torch.Tensor, fake_y: torch.Tensor, fake_x: torch.Tensor,
-                   recipe: Recipe) -> tuple[torch.Tensor, dict]:
+                   recipe: Recipe, band_scale: float = 1.0) -> tuple[torch.Tensor, dict]:
     """Both generators' loss per copy ``(K,)`` (eq. 5 + section 3.3):
     ``adv_XY + adv_YX + lambda_cyc L_cyc + lambda_id L_id [+ lambda_e L_energy]``.
 
     ``fake_y = G_XY(x)`` and ``fake_x = G_YX(y)`` keep their graphs. Call it with the
     discriminators :func:`frozen`. The adversarial target is 1 (hard) or eq. 7's soft label.
+    ``band_scale``: the std of the log band power the inputs were normalised by (see
+    :func:`voicebook.losses.frame_energy`).
     """
     adv = 0.0
     for d, fake in ((model.d_y, fake_y), (model.d_x, fake_x)):
@@ -132,19 +134,19 @@ def generator_loss(model: CycleGAN, x: torch.Tensor, y: torch.Tensor, fake_y: to
     idt = l1_per_copy(model.g_xy(y), y) + l1_per_copy(model.g_yx(x), x)                    # eq. 4
     loss = adv + recipe.lambda_cyc * cyc + recipe.lambda_id * idt
     logs = {"adv": adv.detach().mean(), "cycle": cyc.detach().mean(), "identity": idt.detach().mean()}
-    en = energy_loss(fake_y, x) + energy_loss(fake_x, y)                                     # section 3.3
+    en = energy_loss(fake_y, x, band_scale) + energy_loss(fake_x, y, band_scale)             # section 3.3
     if recipe.energy:
         loss = loss + recipe.lambda_energy * en
     logs["energy"] = en.detach().mean()          # logged either way, so systems can be compared
     return loss, logs
 
 
-def cyclegan_step(model: CycleGAN, batch, ctx: train.StepContext, *, recipe: Recipe) -> dict:
+def cyclegan_step(model: CycleGAN, batch, ctx: train.StepContext, *, recipe: Recipe, band_scale: float = 1.0) -> dict:
     """One step of :func:`voicebook.train.fit`: both discriminators, then both generators.
 
     ``batch``: ``(x, y, noise)``, each ``(1, K, bands, frames)``: a crop of each copy's source
     and target speaker, and Gaussian noise (a false anchor). Optimizers ``"d"`` and ``"g"``.
-    Losses are summed over copies.
+    Losses are summed over copies. ``band_scale``: as in :func:`generator_loss`.
     """
     x, y, noise = batch                                         # noise: the false anchor (SoftGAN)
     with ctx.autocast():
@@ -154,7 +156,7 @@ def cyclegan_step(model: CycleGAN, batch, ctx: train.StepContext, *, recipe: Rec
         d_loss = (d_y_loss + d_x_loss).sum()
     ctx.update(d_loss, "d")
     with frozen(model.d_x, model.d_y), ctx.autocast():
-        g_loss, g_logs = generator_loss(model, x, y, fake_y, fake_x, recipe)
+        g_loss, g_logs = generator_loss(model, x, y, fake_y, fake_x, recipe, band_scale)
         g_loss = g_loss.sum()
     ctx.update(g_loss, "g")
     k = x.shape[1]
@@ -222,17 +224,19 @@ def _init_copies(model: CycleGAN, recipe: Recipe, seeds: Sequence[int], width: f
 
 
 def train_cyclegans(recipe: Recipe, data: EnvelopeCrops, *, steps: int, width: float = 1.0, lr_g: float = 2e-4,
-                    lr_d: float = 1e-4, seed: int = 0, device=None, ckpt_dir=None, desc: str = "CycleGAN",
-                    log_every: int = 10, progress: bool = True) -> tuple[CycleGAN, train.History]:
+                    lr_d: float = 1e-4, band_scale: float = 1.0, seed: int = 0, device=None, ckpt_dir=None,
+                    desc: str = "CycleGAN", log_every: int = 10,
+                    progress: bool = True) -> tuple[CycleGAN, train.History]:
     """Train one CycleGAN per entry of ``data.copies`` (K copies at once), batch size 1, Adam
     (betas 0.5, 0.999, CycleGAN-VC's). Copy k starts from seed ``data.copies[k][2]``'s weights.
+    ``band_scale``: the std of :func:`band_stats` (the energy constraint's units).
     ``ckpt_dir``: resume / return at once from a finished run. -> (model in eval mode, history)."""
     bands = data.by_speaker[data.copies[0][0]][0].shape[0]
     model = CycleGAN(recipe, width=width, groups=len(data.copies), bands=bands, frames=data.frames)
     _init_copies(model, recipe, [c[2] for c in data.copies], width, bands, data.frames)
     opts = {"g": torch.optim.Adam(model.generators(), lr_g, betas=(0.5, 0.999)),
             "d": torch.optim.Adam(model.discriminators(), lr_d, betas=(0.5, 0.999))}
-    history = train.fit(model, data, step_fn=functools.partial(cyclegan_step, recipe=recipe), optimizer=opts,
+    history = train.fit(model, data, step_fn=functools.partial(cyclegan_step, recipe=recipe, band_scale=band_scale), optimizer=opts,
                         steps=steps, batch_size=1, seed=seed, device=device, ckpt_dir=ckpt_dir, desc=desc,
                         log_every=log_every, progress=progress,
                         ckpt_every=max(100, steps // 10) if ckpt_dir is not None else 0)
@@ -248,12 +252,17 @@ def convert_bands(generator: Generator, bands, stats: tuple[float, float]) -> np
     ``generator``: one copy (``groups=1``, e.g. :func:`voicebook.models.cyclegan_vc.single`);
     ``stats``: the training normaliser of :func:`band_stats`. The generator is fully
     convolutional: a whole utterance goes through at once, its frames padded (edge) to a
-    multiple of 4 and cropped back. Outputs beyond ``CLIP`` standard deviations of the
-    training log power (only a diverged generator gets there) are clipped, NaN set to the mean.
+    multiple of 4 and cropped back. Its instance norms then normalise over the whole utterance,
+    not over 128-frame crops as in training (CycleGAN-VC converts the same way). Outputs beyond
+    ``CLIP`` standard deviations of the training log power (only a diverged generator gets
+    there) are clipped, NaN set to the mean.
     """
     if generator.groups != 1:
         raise ValueError("convert_bands: pass one copy (voicebook.models.cyclegan_vc.single(generator, k))")
     b = torch.as_tensor(np.asarray(bands), dtype=torch.float32)
+    if b.ndim != 2 or b.shape[0] % 4:
+        raise ValueError(f"convert_bands: expected (n_bands, frames) log powers with n_bands a multiple of 4, "
+                         f"got shape {tuple(b.shape)}")
     n = b.shape[1]
     pad = (-n) % 4
     x = (b - stats[0]) / stats[1]
