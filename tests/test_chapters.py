@@ -110,12 +110,13 @@ def test_softgan_chapter_metrics(chapter02):
     for name, scores in m["table1"].items():
         for key, (mean, std, n) in scores.items():
             assert math.isfinite(mean) and std is None and n == 1, (name, key)
-        assert 6 < scores["mcd_dtw_db"][0] < 16 and 0 <= scores["speaker_accuracy"][0] <= 1   # measured 10.1-11.4 dB
+        assert 6 < scores["mcd_dtw_db"][0] < 16 and 0 <= scores["speaker_accuracy"][0] <= 1   # measured 9.6-11.0 dB
     assert m["collapsed"]["+SoftGAN+Energy"] == [0, 2]
+    assert m["table1"]["+SoftGAN+Energy"]["phoneme_error_rate"][0] < 0.6   # measured 0.34: trained, still speech
     assert m["real_target"]["speaker_accuracy"] > 0.75 and m["real_target"]["mcd_dtw_db"] == pytest.approx(0, abs=1e-6)
     losses = m["final_losses"]["+SoftGAN+Energy"]
-    assert losses["D(fake)"] > losses["D(real)"] - 0.3        # soft labels: D stays lenient on fakes (0.82 vs 0.75)
-    assert losses["cycle"] < 1.2                              # normalised L1, measured 0.72 (about 1.6 at step 10)
+    assert losses["D(fake)"] > losses["D(real)"] - 0.3        # soft labels: D stays lenient on fakes (0.83 vs 0.77)
+    assert losses["cycle"] < 1.2                              # normalised L1, measured 0.71 (about 1.6 at step 10)
     assert set(m["verdicts"]) == {"softgan_beats_hard_labels", "energy_helps", "small_softgan_beats_bottleneck",
                                   "hard_small_network_no_speech", "envelope_conversion_beyond_f0"}
     assert m["f0_only"]["phoneme_error_rate"] < 0.35          # moving F0 alone keeps the words
