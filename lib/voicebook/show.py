@@ -142,6 +142,8 @@ def spectrograms(clips: dict, sr: int, n_fft: int = 1024, hop: int = 256, n_mels
         img = librosa.display.specshow(m, sr=sr, hop_length=hop, x_axis="time", y_axis="mel", ax=ax,
                                        vmin=vmax - 80, vmax=vmax, cmap="magma")
         ax.set_title(str(label), fontsize=10, loc="left")
+        if ax is not axes[-1, 0]:
+            ax.set_xlabel("")                  # one time axis label, under the last panel
         for phone, start, end in (phonemes or {}).get(label, []):
             ax.axvline(start, color="w", lw=0.6, alpha=0.7)
             ax.text((start + end) / 2, 0.92, phone, transform=ax.get_xaxis_transform(),
