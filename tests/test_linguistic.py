@@ -1,0 +1,69 @@
+"""voicebook.data.linguistic: frame-level linguistic features of an utterance with known phonemes."""
+
+from __future__ import annotations
+
+import numpy as np
+import pytest
+
+from voicebook.data import linguistic as L
+
+PHONES = (("h", 0.0, 0.1), ("'E", 0.1, 0.3), ("l", 0.3, 0.4), ("_|", 0.4, 0.4), ("_:", 0.4, 0.6),
+          (",oU", 0.6, 0.9))
+INV = ["sil", "E", "h", "l", "oU", "x"]            # "x": a phone of another language, never on here
+B = len(INV)
+COL = {name: B + i for i, name in enumerate(L.EXTRA)}
+
+
+@pytest.fixture(scope="module")
+def feats():
+    return L.frame_features(PHONES, INV, 0.05, 20)
+
+
+def test_shape_and_names(feats):
+    assert feats.shape == (20, B + 12) and feats.dtype == np.float32
+    names = L.feature_names(INV)
+    assert len(names) == feats.shape[1] and names[1] == "phone=E" and names[-1] == "utt_position"
+    np.testing.assert_array_equal(feats[:, :B].sum(1), 1.0)           # exactly one phone per frame
+    assert feats[:, INV.index("x")].sum() == 0                         # the other language's phone stays zero
+
+
+def test_a_frame_inside_a_stressed_vowel(feats):
+    f = feats[3]                                                       # t = 0.15 s: a quarter into 'E
+    assert f[INV.index("E")] == 1 and f[COL["stress_primary"]] == 1 and f[COL["stress_secondary"]] == 0
+    np.testing.assert_allclose([f[COL["pos_in_phone_start"]], f[COL["pos_in_phone_mid"]], f[COL["pos_in_phone_end"]]],
+                               [0.5, 0.5, 0.0], atol=1e-6)
+    assert f[COL["phone_seconds"]] == pytest.approx(0.2)
+    # second of the three phones of phrase 0, first of two phrases
+    assert (f[COL["phone_in_phrase_fwd"]], f[COL["phone_in_phrase_bwd"]], f[COL["phrase_phones"]]) == (1, 1, 3)
+    assert (f[COL["phrase_in_utt_fwd"]], f[COL["phrase_in_utt_bwd"]]) == (0, 1)
+    assert f[COL["utt_position"]] == pytest.approx(0.15 / 0.9)
+
+
+def test_pause_second_phrase_and_outside(feats):
+    pause = feats[9]                                                    # t = 0.45 s: in the pause
+    assert pause[INV.index("sil")] == 1 and pause[B:B + 11].sum() == 0
+    o = feats[14]                                                       # t = 0.7 s: ,oU
+    assert o[INV.index("oU")] == 1 and o[COL["stress_secondary"]] == 1
+    assert (o[COL["phone_in_phrase_fwd"]], o[COL["phrase_phones"]], o[COL["phrase_in_utt_fwd"]]) == (0, 1, 1)
+    assert feats[0, INV.index("h")] == 1 and feats[0, COL["pos_in_phone_start"]] == 1   # t = 0: start of h
+    after = feats[19]                                                   # t = 0.95 s: after the last phone
+    assert after[INV.index("sil")] == 1 and after[B:B + 11].sum() == 0
+
+
+def test_missing_phone_and_no_timings_are_named():
+    with pytest.raises(ValueError, match=r"phones \['oU'\] are not in the inventory"):
+        L.frame_features(PHONES, ["sil", "E", "h", "l"], 0.05, 10)
+    with pytest.raises(ValueError, match="no phoneme timings"):
+        L.frame_features((), INV, 0.05, 10)
+
+
+def test_on_a_generated_utterance():
+    from voicebook.data import load_corpus
+    from voicebook.data.phonemes import union, language_inventories
+
+    corpus = load_corpus(None, size="smoke")
+    inv = union(language_inventories(corpus).values())
+    u = corpus.select(language="de").items[0]
+    x = L.frame_features(u, inv, 0.005, int(u.duration / 0.005))
+    assert x.shape[0] == int(u.duration / 0.005) and np.all(np.isfinite(x))
+    assert x[:, :len(inv)].sum(0)[inv.index("sil")] > 0 and (x[:, :len(inv)].sum(0) > 0).sum() > 10
