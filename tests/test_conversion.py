@@ -164,3 +164,13 @@ def test_score_agrees_with_the_judges_called_one_by_one(tmp_path):
         conversion.score(judges, converted[:1], pairs, sr=SR, centroids=centroids)
     with pytest.raises(AudioError, match="1-D"):
         conversion.score(judges, [np.zeros((2, 100))] * 2, pairs, sr=SR, centroids=centroids)
+
+
+def test_better_needs_more_than_the_seed_spread():
+    nan = float("nan")
+    assert conversion.better((8.0, 0.5, 3), (9.0, 0.4, 3), lower=True)          # 1.0 dB apart > 0.5
+    assert not conversion.better((8.0, 0.6, 3), (8.5, 0.4, 3), lower=True)      # 0.5 apart < 0.6
+    assert not conversion.better((9.0, 0.1, 3), (8.0, 0.1, 3), lower=True)      # worse
+    assert conversion.better((0.9, 0.05, 3), (0.5, 0.1, 3), lower=False)        # higher is better here
+    assert conversion.better((0.51, nan, 1), (0.5, nan, 1), lower=False)        # one run: any difference
+    assert not conversion.better((0.55, 0.1, 3), (0.5, nan, 1), lower=False)    # a reference number: x's spread

@@ -26,7 +26,7 @@ import torch
 from . import judges as J
 from .checks import AudioError
 
-__all__ = ["target_centroids", "score", "speaker_leakage", "mean_spread", "seconds"]
+__all__ = ["target_centroids", "score", "speaker_leakage", "mean_spread", "better", "seconds"]
 
 SCORES = ("speaker_accuracy", "speaker_similarity", "phoneme_error_rate", "mcd_dtw_db")
 
@@ -124,6 +124,14 @@ def mean_spread(runs: Sequence[Mapping[str, float]], keys: Sequence[str] | None 
         v = np.array([r[k] for r in runs], dtype=float)
         out[k] = (float(v.mean()), float(v.std(ddof=1)) if len(v) > 1 else float("nan"), len(v))
     return out
+
+
+def better(x: tuple, y: tuple, *, lower: bool) -> bool:
+    """Is ``x`` better than ``y`` by more than their seed spread? Both ``(mean, std, n)`` as
+    :func:`mean_spread` gives them (a single run or a reference number: ``std`` NaN). The margin
+    is the larger of the finite stds, 0 if there is none; ``lower``: smaller is better."""
+    margin = max([s for s in (x[1], y[1]) if not np.isnan(s)], default=0.0)
+    return bool((y[0] - x[0] if lower else x[0] - y[0]) > margin)
 
 
 def seconds(fn: Callable[[], object], *, repeats: int = 3, warmup: int = 1) -> float:
