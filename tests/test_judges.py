@@ -254,3 +254,20 @@ def test_checkpoints_of_trained_judges(trained, smoke):
     assert all(torch.equal(p, q) for p, q in itertools.chain(
         zip(again.speaker.state_dict().values(), judges.speaker.state_dict().values()),
         zip(again.content.state_dict().values(), judges.content.state_dict().values())))
+
+
+def test_mcd_to_target_analyses_each_real_utterance_once(speech16, monkeypatch):
+    """Many conversions scored against one real utterance: its mel-cepstrum is computed once,
+    and the cached distance equals a fresh computation."""
+    J._TARGET_MCEPS.clear()
+    target = (speech16.wav * 0.9).astype(np.float32)
+    conv = speech16.wav.astype(np.float32)
+    fresh = J.mcd_to_target(conv, target, 16000)
+    calls = []
+    real = J._envelope_mcep
+    monkeypatch.setattr(J, "_envelope_mcep", lambda x, *a: calls.append(len(x)) or real(x, *a))
+    assert J.mcd_to_target(conv, target, 16000) == fresh
+    assert J.mcd_to_target(conv[::-1].copy(), target, 16000) > 0
+    assert len(calls) == 2                                     # the two conversions, not the target again
+    J.mcd_to_target(conv, target * 0.5, 16000)                 # another target: analysed
+    assert len(calls) == 4

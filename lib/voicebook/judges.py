@@ -23,6 +23,7 @@ buffers, so a checkpoint holds everything it needs and loads with ``weights_only
 
 from __future__ import annotations
 
+import hashlib
 import math
 from pathlib import Path
 from typing import NamedTuple, Sequence
@@ -428,20 +429,23 @@ def _finish(judge: nn.Module, ckpt_dir, steps: int) -> nn.Module:
 
 def train_judges(corpus, preset: str = "smoke", *, seed: int = 0, device=None, ckpt_dir=None, cache_dir=None,
                  mels: dict | None = None, progress: bool = True, speaker: dict | None = None,
-                 content: dict | None = None) -> Judges:
+                 content: dict | None = None, content_corpus=None, content_mels: dict | None = None) -> Judges:
     """Both judges at the sizes of ``preset`` (:data:`PRESETS`), overridden by the ``speaker``
     and ``content`` keyword dicts. ``ckpt_dir``: ``<ckpt_dir>/speaker`` and ``<ckpt_dir>/content``
-    (a rerun resumes or returns at once). The content judge is trained with ``seed + 1``."""
+    (a rerun resumes or returns at once). The content judge is trained with ``seed + 1``, on
+    ``content_corpus`` (with its ``content_mels``) if given, else on ``corpus``."""
     if preset not in PRESETS:
         raise ValueError(f"train_judges: unknown preset {preset!r}; choose one of {sorted(PRESETS)}")
     device = train.pick_device(device)
     mels = _corpus_mels(corpus, mels, cache_dir, device, progress)
+    if content_corpus is None:
+        content_corpus, content_mels = corpus, mels
+    content_mels = _corpus_mels(content_corpus, content_mels, cache_dir, device, progress)
     sub = (lambda name: None) if ckpt_dir is None else (lambda name: Path(ckpt_dir) / name)
-    common = dict(mels=mels, device=device, progress=progress)
     spk = train_speaker_judge(corpus, **{**PRESETS[preset]["speaker"], **(speaker or {})}, seed=seed,
-                              ckpt_dir=sub("speaker"), **common)
-    con = train_content_judge(corpus, **{**PRESETS[preset]["content"], **(content or {})}, seed=seed + 1,
-                              ckpt_dir=sub("content"), **common)
+                              ckpt_dir=sub("speaker"), mels=mels, device=device, progress=progress)
+    con = train_content_judge(content_corpus, **{**PRESETS[preset]["content"], **(content or {})}, seed=seed + 1,
+                              ckpt_dir=sub("content"), mels=content_mels, device=device, progress=progress)
     return Judges(spk, con)
 
 
@@ -463,13 +467,9 @@ def chapter_judges(corpus, preset: str, *, mels: dict, seed: int = 0, device=Non
     device = train.pick_device(device)
     labelled = all(u.phonemes for u in corpus.items[:20])
     phone_set = corpus if labelled else load_corpus(None, size=preset, seed=seed)
-    phone_mels = mels if labelled else log_mels(list(phone_set), **AUTOVC_MEL, device=device, progress=progress)
-    sub = (lambda name: None) if ckpt_dir is None else (lambda name: Path(ckpt_dir) / name)
-    judges = Judges(
-        train_speaker_judge(corpus, **PRESETS[preset]["speaker"], mels=mels, seed=seed, device=device,
-                            ckpt_dir=sub("speaker"), progress=progress),
-        train_content_judge(phone_set, **PRESETS[preset]["content"], mels=phone_mels, seed=seed + 1, device=device,
-                            ckpt_dir=sub("content"), progress=progress))
+    phone_mels = _corpus_mels(phone_set, mels if labelled else None, None, device, progress)
+    judges = train_judges(corpus, preset, seed=seed, device=device, ckpt_dir=ckpt_dir, mels=mels, progress=progress,
+                          content_corpus=phone_set, content_mels=phone_mels)
     report = {**judge_report(Judges(judges.speaker, None), corpus, mels=mels),
               **judge_report(Judges(None, judges.content), phone_set, mels=phone_mels)}
     return judges, report
@@ -656,21 +656,35 @@ def mcd_to_target(converted_wav, target_wav, sr: int, *, target_sr: int | None =
     :func:`voicebook.metrics.mcd_dtw`. ``target_wav`` at ``target_sr`` (default ``sr``) Hz is
     resampled to ``sr`` first. A silent input, or one shorter than 50 ms, raises AudioError.
     F0 (which WORLD's envelope analysis needs) comes from DIO + StoneMask: about 4x faster
-    than Harvest, and the envelope barely depends on it."""
-    from . import vocoder
-
+    than Harvest, and the envelope barely depends on it. A chapter scores many conversions
+    against the same real utterance: its mel-cepstrum is computed once and kept (keyed by its
+    samples' SHA-1 and the settings)."""
     def checked(wav, name, rate):
         x = np.asarray(wav.detach().cpu() if isinstance(wav, torch.Tensor) else wav, dtype=np.float32)
         return check_wave(x, f"mcd_to_target({name})", mono=True, sr=rate, min_seconds=0.05)
 
     conv = checked(converted_wav, "converted_wav", sr)
     target = checked(target_wav, "target_wav", target_sr or sr)
-    if target_sr is not None and int(target_sr) != int(sr):
-        target = audio.resample(target, int(target_sr), int(sr))
-    # the envelope only: an unvoiced (e.g. broken) conversion still gets a distance, not an error
-    ref, est = (vocoder.sp_to_mcep(vocoder.analyze(x.astype(np.float64), sr, f0_method=f0_method).sp, sr, order)
-                for x in (target, conv))
-    return metrics.mcd_dtw(ref, est)
+    key = (hashlib.sha1(np.ascontiguousarray(target).tobytes()).hexdigest(), len(target), int(target_sr or sr),
+           int(sr), order, f0_method)
+    if key not in _TARGET_MCEPS:
+        if target_sr is not None and int(target_sr) != int(sr):
+            target = audio.resample(target, int(target_sr), int(sr))
+        if len(_TARGET_MCEPS) >= 512:
+            _TARGET_MCEPS.pop(next(iter(_TARGET_MCEPS)))          # the oldest
+        _TARGET_MCEPS[key] = _envelope_mcep(target, sr, order, f0_method)
+    return metrics.mcd_dtw(_TARGET_MCEPS[key], _envelope_mcep(conv, sr, order, f0_method))
+
+
+_TARGET_MCEPS: dict = {}   # see mcd_to_target
+
+
+def _envelope_mcep(x: np.ndarray, sr: int, order: int, f0_method: str) -> np.ndarray:
+    """WORLD envelope -> mel-cepstrum ``(frames, order + 1)``. The envelope only: an unvoiced (e.g.
+    broken) conversion still gets a distance, not an error."""
+    from . import vocoder
+
+    return vocoder.sp_to_mcep(vocoder.analyze(x.astype(np.float64), sr, f0_method=f0_method).sp, sr, order)
 
 
 # ============================================================================ how far to trust them
