@@ -77,7 +77,6 @@ def _envelope_of(job) -> tuple:
     frames), f0 (frames,))`` as numpy: no torch in the forked worker (OpenMP does not survive a
     fork, and torch tensors sent back through a pool go through shared memory, which can hang)."""
     from .. import envelope
-
     from ..checks import AudioError
 
     uid, wav, s = job

@@ -24,7 +24,7 @@ from __future__ import annotations
 
 import contextlib
 import functools
-from dataclasses import dataclass, asdict
+from dataclasses import dataclass
 from typing import Mapping, Sequence
 
 import numpy as np
@@ -236,9 +236,9 @@ def train_cyclegans(recipe: Recipe, data: EnvelopeCrops, *, steps: int, width: f
     _init_copies(model, recipe, [c[2] for c in data.copies], width, bands, data.frames)
     opts = {"g": torch.optim.Adam(model.generators(), lr_g, betas=(0.5, 0.999)),
             "d": torch.optim.Adam(model.discriminators(), lr_d, betas=(0.5, 0.999))}
-    history = train.fit(model, data, step_fn=functools.partial(cyclegan_step, recipe=recipe, band_scale=band_scale), optimizer=opts,
-                        steps=steps, batch_size=1, seed=seed, device=device, ckpt_dir=ckpt_dir, desc=desc,
-                        log_every=log_every, progress=progress,
+    step = functools.partial(cyclegan_step, recipe=recipe, band_scale=band_scale)
+    history = train.fit(model, data, step_fn=step, optimizer=opts, steps=steps, batch_size=1, seed=seed,
+                        device=device, ckpt_dir=ckpt_dir, desc=desc, log_every=log_every, progress=progress,
                         ckpt_every=max(100, steps // 10) if ckpt_dir is not None else 0)
     return model.eval(), history
 
@@ -283,10 +283,7 @@ def convert_wave(generator: Generator, wav, sr: int, stats: tuple[float, float],
     wrong rate, stereo, NaN, silence or a too-short clip raises :class:`AudioError`.
     """
     check_wave(wav, "softgan.convert_wave(wav)", sr=sr, expected_sr=envelope.SR, mono=True, min_seconds=0.1)
-    x = np.asarray(wav.detach().cpu() if isinstance(wav, torch.Tensor) else wav, dtype=np.float64)
-    if x.ndim != 1:
-        raise AudioError(f"softgan.convert_wave: expected one mono clip (samples,), got shape {x.shape}")
-    m = envelope.analyze(x, sr, n_bands=envelope.N_BANDS, f0_method=f0_method)
+    m = envelope.analyze(wav, sr, n_bands=envelope.N_BANDS, f0_method=f0_method)   # WORLD checks the rest
     if not np.any(m.f0 > 0):
         raise AudioError("softgan.convert_wave: no voiced frame found (is the clip speech?)")
     return convert_analysed(generator, m, stats, f0_source, f0_target)[0]
