@@ -185,11 +185,11 @@ def _build_book(tmp_path: Path, executed: dict[str, Path]) -> Path:
     return book / "_build" / "html"
 
 
-def test_book_builds_with_audio_and_figures(chapter00, chapter01, chapter02, tmp_path):
+def test_book_builds_with_audio_and_figures(chapter00, chapter01, chapter02, chapter03, tmp_path):
     names = chapters_in_toc(ROOT / "book")
-    assert names[:3] == ["00_voice_as_numbers", "01_cycle_autovc", "02_softgan_cyclegan_vc"]
+    assert names[:4] == ["00_voice_as_numbers", "01_cycle_autovc", "02_softgan_cyclegan_vc", "03_multilingual_lstm_tts"]
     html_dir = _build_book(tmp_path, {"00_voice_as_numbers": chapter00[0], "01_cycle_autovc": chapter01[0],
-                                      "02_softgan_cyclegan_vc": chapter02[0]})
+                                      "02_softgan_cyclegan_vc": chapter02[0], "03_multilingual_lstm_tts": chapter03[0]})
     page = (html_dir / "chapters" / "00_voice_as_numbers" / "00_voice_as_numbers.html").read_text()
     clips = re.findall(r'<audio[^>]*src="data:audio/wav;base64,([A-Za-z0-9+/=]+)"', page)
     assert len(clips) >= 10
@@ -219,6 +219,53 @@ def test_book_builds_with_audio_and_figures(chapter00, chapter01, chapter02, tmp
     assert sr == 16000 and len(wav) > sr               # a converted sentence (> 2 s sources)
     assert len(re.findall(r'<img[^>]+src="([^"]+\.png)"', page)) >= 4
     assert "MCD-DTW to target" in page and "SoftGAN" in intro   # Table 1 is shown
+    page = (html_dir / "chapters" / "03_multilingual_lstm_tts" / "03_multilingual_lstm_tts.html").read_text()
+    clips = re.findall(r'<audio[^>]*src="data:audio/wav;base64,([A-Za-z0-9+/=]+)"', page)
+    assert len(clips) >= 34                            # 6 training languages x 4 columns + 2 new x 5
+    wav, sr = sf.read(io.BytesIO(base64.b64decode(clips[-1])))
+    assert sr == 22050 and len(wav) > sr               # a synthesised test sentence
+    assert len(re.findall(r'<img[^>]+src="([^"]+\.png)"', page)) >= 5
+    assert "Dev MSE after adaptation" in page and "one LSTM voice" in intro
+
+
+@pytest.fixture(scope="session")
+def chapter03(tmp_path_factory):
+    return _smoke_run(tmp_path_factory, "03_multilingual_lstm_tts")
+
+
+def test_multilingual_tts_chapter_metrics(chapter03):
+    """Bounds around the smoke run measured on 2 CPU cores (seed 0; values in NOTES.md)."""
+    _, m = chapter03
+    languages = {"en-us", "en-gb", "fr", "it", "de", "es"}
+    assert m["features"]["n_out"] == 49 and m["features"]["phones"] > 60      # the union of 8 languages (107)
+    for name, loss in m["train_loss"].items():                                # every model learned something
+        assert loss["last"] < 0.95 * loss["first"], name
+    fig2 = m["fig2_dev_mse"]
+    assert set(fig2) == {"baseline", "MLMS rand", "MLMS 1-hot (init)", "MLMS 1-hot (fixed)"}
+    for row in fig2.values():
+        assert set(row) == languages and all(0.2 < v < 1.5 for v in row.values())   # measured 0.50-1.12
+    mean = {k: sum(v.values()) / 6 for k, v in fig2.items()}
+    assert mean["MLMS rand"] < 0.85 and mean["baseline"] < 1.0                # measured 0.71 and 0.80
+    for speaker_scores in m["objective"].values():
+        for s in speaker_scores.values():
+            assert 5 < s["mcd_db"] < 16 and s["f0_rmse_hz"] < 80 and s["vuv_error"] < 0.5   # MCD 8.6-13.2
+    fig3 = m["fig3_dev_mse"]
+    assert set(fig3) == {f"{lang} n={n}" for lang in ("pl", "pt-br") for n in (1, 2, 4)}
+    for key, row in fig3.items():
+        assert set(row) == {"v1", "v2", "v3", "v4", "baseline"} and all(0.3 < v < 1.6 for v in row.values())
+        assert row["v3"] < row["baseline"], key                               # measured 10-18 % lower
+    assert len(m["codes"]["rand"]) == 6 and len(m["verdicts"]) == 4
+    assert m["params"]["mlms"] > 6 * m["params"]["baseline"]
+
+
+def test_multilingual_tts_chapter_names_a_corpus_without_its_speakers(tmp_path):
+    """data_dir at a corpus without the TTS chapter's languages (here a VCTK copy): a clear error."""
+    from papermill.exceptions import PapermillExecutionError
+
+    root = _vctk_copy_of_english_speech(tmp_path / "vctk")
+    with pytest.raises(PapermillExecutionError, match="chapter 3 needs the multilingual TTS speakers"):
+        run_chapter(ROOT / "notebooks" / "03_multilingual_lstm_tts.md", tmp_path / "out", preset="smoke",
+                    seed=0, data_dir=root)
 
 
 def _vctk_copy_of_english_speech(root: Path) -> Path:

@@ -20,7 +20,7 @@ def feats():
 
 
 def test_shape_and_names(feats):
-    assert feats.shape == (20, B + 12) and feats.dtype == np.float32
+    assert feats.shape == (20, B + 17) and feats.dtype == np.float32
     names = L.feature_names(INV)
     assert len(names) == feats.shape[1] and names[1] == "phone=E" and names[-1] == "utt_position"
     np.testing.assert_array_equal(feats[:, :B].sum(1), 1.0)           # exactly one phone per frame
@@ -37,17 +37,36 @@ def test_a_frame_inside_a_stressed_vowel(feats):
     assert (f[COL["phone_in_phrase_fwd"]], f[COL["phone_in_phrase_bwd"]], f[COL["phrase_phones"]]) == (1, 1, 3)
     assert (f[COL["phrase_in_utt_fwd"]], f[COL["phrase_in_utt_bwd"]]) == (0, 1)
     assert f[COL["utt_position"]] == pytest.approx(0.15 / 0.9)
+    assert f[COL["is_vowel"]] == 1 and f[COL["syllable_stressed"]] == 1 and f[COL["phrase_syllables"]] == 1
+    assert feats[7, COL["is_vowel"]] == 0 and feats[7, COL["syllable_stressed"]] == 1   # l: coda of 'E
+
+
+def test_syllables_follow_the_vowels():
+    # "s t 'a R y n ,a u" as one phrase: vowels a, y, a, u -> 4 syllables; onsets join the next vowel
+    phones = [(p, 0.1 * i, 0.1 * (i + 1)) for i, p in enumerate("s t 'a R y n ,a u n".split())]
+    segs = L.segments(phones)
+    assert [s.syllable for s in segs] == [0, 0, 0, 1, 1, 2, 2, 3, 3]
+    inv = ["sil", "R", "a", "n", "s", "t", "u", "y"]
+    x = L.frame_features(phones, inv, 0.1, 9)
+    col = {name: len(inv) + i for i, name in enumerate(L.EXTRA)}
+    np.testing.assert_array_equal(x[:, col["syllable_in_phrase_fwd"]], [0, 0, 0, 1, 1, 2, 2, 3, 3])
+    np.testing.assert_array_equal(x[:, col["syllable_in_phrase_bwd"]], [3, 3, 3, 2, 2, 1, 1, 0, 0])
+    np.testing.assert_array_equal(x[:, col["syllable_stressed"]], [1, 1, 1, 0, 0, 1, 1, 0, 0])
+    np.testing.assert_array_equal(x[:, col["is_vowel"]], [0, 0, 1, 0, 1, 0, 1, 1, 0])
+    assert x[0, col["phrase_syllables"]] == 4
+    assert L.is_vowel("@") and L.is_vowel("&U~") and L.is_vowel("Y") and not L.is_vowel("w")
+    assert not L.is_vowel("sil") and not L.is_vowel("ts;")
 
 
 def test_pause_second_phrase_and_outside(feats):
     pause = feats[9]                                                    # t = 0.45 s: in the pause
-    assert pause[INV.index("sil")] == 1 and pause[B:B + 11].sum() == 0
+    assert pause[INV.index("sil")] == 1 and pause[B:-1].sum() == 0
     o = feats[14]                                                       # t = 0.7 s: ,oU
     assert o[INV.index("oU")] == 1 and o[COL["stress_secondary"]] == 1
     assert (o[COL["phone_in_phrase_fwd"]], o[COL["phrase_phones"]], o[COL["phrase_in_utt_fwd"]]) == (0, 1, 1)
     assert feats[0, INV.index("h")] == 1 and feats[0, COL["pos_in_phone_start"]] == 1   # t = 0: start of h
     after = feats[19]                                                   # t = 0.95 s: after the last phone
-    assert after[INV.index("sil")] == 1 and after[B:B + 11].sum() == 0
+    assert after[INV.index("sil")] == 1 and after[B:-1].sum() == 0
 
 
 def test_missing_phone_and_no_timings_are_named():

@@ -31,6 +31,19 @@ def test_recurrence_against_numpy_per_speaker():
             np.testing.assert_allclose(y[i, t], prev, rtol=1e-5, atol=1e-6)
 
 
+@pytest.mark.parametrize("frames", [1, 2, 5, 64, 100])
+def test_doubling_equals_the_step_by_step_recurrence(frames):
+    from voicebook.models.speaker_outputs import linear_recurrence
+
+    g = torch.Generator().manual_seed(frames)
+    d = torch.randn(3, frames, 4, generator=g, dtype=torch.float64)
+    u = 0.3 * torch.randn(3, 4, 4, generator=g, dtype=torch.float64)
+    y, prev = linear_recurrence(d, u), torch.zeros(3, 4, dtype=torch.float64)
+    for t in range(frames):
+        prev = d[:, t] + torch.bmm(prev[:, None], u)[:, 0]
+        torch.testing.assert_close(y[:, t], prev)
+
+
 def test_only_the_speakers_in_the_batch_learn():
     layer = SpeakerOutputs(4, n_in=3, n_out=2)
     layer(torch.randn(2, 5, 3), torch.tensor([1, 3])).pow(2).sum().backward()

@@ -74,3 +74,24 @@ def test_combination_is_the_mean_tower_plus_the_weighted_bases():
         torch.testing.assert_close(h[b], out[0, b] + codes[b, 0] * out[1, b] + codes[b, 1] * out[2, b])
     with pytest.raises(ValueError, match="codes must be"):
         combine(out, torch.ones(4, 3))
+
+
+def test_tower_masks_select_one_tower_exactly():
+    torch.manual_seed(3)
+    t = Towers(N_IN, K, relu=RELU, cells=CELLS, proj=PROJ, layers=LAYERS)
+    masks = t.tower_masks(1)
+    assert set(masks) == {name for name, _ in t.named_parameters()}
+    x = torch.randn(1, 8, N_IN)
+    before = t(x).detach()
+    with torch.no_grad():                                       # move tower 1's entries only
+        for name, p in t.named_parameters():
+            p.add_(masks[name] * 0.5)
+    after = t(x).detach()
+    torch.testing.assert_close(after[[0, 2]], before[[0, 2]])    # the other towers did not move
+    assert not torch.allclose(after[1], before[1])
+    total = sum(m.sum() for m in masks.values())
+    per_tower = (N_IN * RELU + RELU) + sum(                      # a lone tower's parameter count
+        p.numel() for p in nn.LSTM(RELU, CELLS, num_layers=LAYERS, proj_size=PROJ).parameters())
+    assert total == per_tower
+    with pytest.raises(ValueError, match="tower 3 of 3"):
+        t.tower_masks(3)

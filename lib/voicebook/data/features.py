@@ -87,26 +87,61 @@ def _envelope_of(job) -> tuple:
     return uid, m.bands, m.f0.astype("float32")
 
 
+def _in_workers(fn, jobs: list, desc: str, workers: int | None, progress: bool) -> list:
+    """``[fn(job) for job in jobs]`` in up to ``workers`` processes (default: all usable cores)."""
+    from concurrent.futures import ProcessPoolExecutor
+
+    bar = dict(total=len(jobs), desc=desc, disable=not progress, unit="utt")
+    n = min(cpu_workers(workers), len(jobs))
+    if n <= 1:
+        return list(tqdm(map(fn, jobs), **bar))
+    with ProcessPoolExecutor(n) as pool:
+        return list(tqdm(pool.map(fn, jobs, chunksize=8), **bar))
+
+
 def mel_envelopes(items, *, sr: int = 16000, n_bands: int = 32, f0_method: str = "dio", cache_dir=None,
                   workers: int | None = None, progress: bool = True) -> dict[str, dict]:
     """WORLD mel-band envelopes and F0 of ``items`` (chapter 2's features, :mod:`voicebook.envelope`):
     ``{id: {"bands": (n_bands, frames) log power, "f0": (frames,) Hz}}`` on a 5 ms grid, after
     resampling to ``sr`` Hz (here, with torch). WORLD runs in ``workers`` processes (default:
     all usable cores); cached like :func:`log_mels`."""
-    from concurrent.futures import ProcessPoolExecutor
-
     items = list(items)
     settings = dict(sr=sr, n_bands=n_bands, f0_method=f0_method, version=1)  # bump when envelope.py changes
 
     def compute():
         jobs = [(u.id, audio.resample(u.load(), u.sr, sr), settings) for u in items]
-        bar = dict(total=len(jobs), desc="WORLD mel envelopes", disable=not progress, unit="utt")
-        n = min(cpu_workers(workers), len(jobs))
-        if n <= 1:
-            done = list(tqdm(map(_envelope_of, jobs), **bar))
-        else:
-            with ProcessPoolExecutor(n) as pool:
-                done = list(tqdm(pool.map(_envelope_of, jobs, chunksize=8), **bar))
+        done = _in_workers(_envelope_of, jobs, "WORLD mel envelopes", workers, progress)
         return {uid: {"bands": torch.from_numpy(b), "f0": torch.from_numpy(f)} for uid, b, f in done}
 
     return _cached(items, settings, "melenv", cache_dir, compute)
+
+
+def _vocoder_of(job) -> tuple:
+    """Worker: ``(id, waveform, settings)`` -> ``(id, (frames, order + 3 + n_bands) float32)``."""
+    from .. import vocoder
+    from ..checks import AudioError
+
+    uid, wav, s = job
+    try:
+        f = vocoder.encode(wav, s["sr"], s["order"], s["n_bands"], f0_method=s["f0_method"])
+    except AudioError as err:
+        raise AudioError(f"utterance {uid}: {err}") from None
+    return uid, f.stack().astype("float32")
+
+
+def vocoder_features(items, *, sr: int = 22050, order: int = 39, n_bands: int = 7, f0_method: str = "dio",
+                     cache_dir=None, workers: int | None = None, progress: bool = True) -> dict[str, torch.Tensor]:
+    """WORLD vocoder parameters of ``items`` (chapter 3's acoustic targets, Li & Zen section 3):
+    ``{id: (frames, order + 3 + n_bands)}`` on a 5 ms grid: ``order + 1`` mel-cepstral
+    coefficients, continuous ln F0, V/UV, and ``n_bands`` band aperiodicities in dB (see
+    :func:`voicebook.vocoder.encode`; 40 + 1 + 1 + 7 = 49 by default, the paper's output
+    size), after resampling to ``sr`` Hz. WORLD runs in worker processes; cached like :func:`log_mels`."""
+    items = list(items)
+    settings = dict(sr=sr, order=order, n_bands=n_bands, f0_method=f0_method, version=1)
+
+    def compute():
+        jobs = [(u.id, audio.resample(u.load(), u.sr, sr), settings) for u in items]
+        done = _in_workers(_vocoder_of, jobs, "WORLD vocoder features", workers, progress)
+        return {uid: torch.from_numpy(f) for uid, f in done}
+
+    return _cached(items, settings, "vocoder", cache_dir, compute)

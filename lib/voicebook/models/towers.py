@@ -19,12 +19,16 @@ Shapes: input ``(batch, frames, n_in)``; :class:`Towers` returns ``(towers, batc
 from __future__ import annotations
 
 import math
+import warnings
 
 import torch
 from torch import nn
 from torch.func import functional_call
 
 __all__ = ["Towers", "combine"]
+
+# CPU only, harmless: PyTorch falls back from oneDNN to its own kernel for projected LSTMs.
+warnings.filterwarnings("ignore", message="LSTM with projections is not supported with oneDNN")
 
 
 class Towers(nn.Module):
@@ -64,6 +68,26 @@ class Towers(nn.Module):
         """The LSTM's parameters with every weight masked block-diagonal."""
         return {name: p * getattr(self, f"mask_{name}") if name.startswith("weight") else p
                 for name, p in self.lstm.named_parameters()}
+
+    def tower_masks(self, k: int) -> dict[str, torch.Tensor]:
+        """0/1 masks, one per parameter (``named_parameters()`` names), of the entries that
+        belong to tower ``k`` alone: its projection, and its rows (and columns) of the LSTM's
+        weights and biases. Training one tower (section 4.2's mean tower) multiplies the
+        gradients by these."""
+        if not 0 <= k < self.towers:
+            raise ValueError(f"Towers.tower_masks: tower {k} of {self.towers}")
+        out = {"w_in": torch.zeros_like(self.w_in), "b_in": torch.zeros_like(self.b_in)}
+        out["w_in"][k], out["b_in"][k] = 1.0, 1.0
+        for name, p in self.lstm.named_parameters():
+            n_rows = self.proj if name.startswith("weight_hr") else self.cells
+            rows = torch.arange(p.shape[0])
+            rows = rows // n_rows if name.startswith("weight_hr") else (rows % (self.towers * n_rows)) // n_rows
+            mine = (rows == k).to(p.dtype)
+            if name.startswith("weight"):
+                out[f"lstm.{name}"] = mine[:, None] * getattr(self, f"mask_{name}")
+            else:
+                out[f"lstm.{name}"] = mine
+        return out
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         if x.ndim != 3 or x.shape[-1] != self.w_in.shape[1]:
