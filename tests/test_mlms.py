@@ -191,3 +191,16 @@ def test_vocoder_features_are_the_papers_49_and_resynthesise(tmp_path, speech22)
     back = vocoder.encode(wave, 22050, 39, 7, f0_method="dio").stack()
     n = min(len(back), len(direct))
     assert metrics.mcd(direct[:n, :40], back[:n, :40]) < 3.0     # WORLD round trip of the 49 parameters
+
+
+def test_an_utterance_without_timings_is_named(tmp_path):
+    from voicebook import audio
+    from voicebook.data.speech import file_utterance
+
+    path = audio.save(tmp_path / "x.wav", np.zeros(2205, np.float32), 22050)
+    u = file_utterance(path, id="spk_001", speaker="spk", language="en-us", text="hi",
+                       sentence_id="1", sex="F", split="train")
+    with pytest.raises(ValueError, match=r"utterance spk_001 .*no phoneme timings"):
+        M.examples([u], {"spk_001": torch.zeros(10, 49)}, ["sil", "a"])
+    with pytest.raises(ValueError, match="no vocoder features for utterance spk_001"):
+        M.examples([u], {}, ["sil", "a"])

@@ -103,8 +103,13 @@ def examples(utts, vocoder_feats: Mapping[str, torch.Tensor], inventory: Sequenc
     oracle durations) with its vocoder features, frame by frame."""
     out = []
     for u in utts:
+        if u.id not in vocoder_feats:
+            raise ValueError(f"examples: no vocoder features for utterance {u.id}")
         y = vocoder_feats[u.id]
-        x = linguistic.frame_features(u, inventory, hop_s, y.shape[0])
+        try:
+            x = linguistic.frame_features(u, inventory, hop_s, y.shape[0])
+        except ValueError as err:
+            raise ValueError(f"utterance {u.id} ({u.path}): {err}") from None
         out.append(Example(u.id, torch.from_numpy(x), y, u.language, u.speaker))
     return out
 
