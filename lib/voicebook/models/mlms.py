@@ -247,7 +247,7 @@ def adapting(model: MLMS, parts: Iterable[str], language: str, speaker: str):
     for n, p in model.named_parameters():
         p.requires_grad_(n in masks)
         if n in masks:
-            hooks.append(p.register_hook(lambda g, m=masks[n].to(p.device): g * m))
+            hooks.append(p.register_hook(lambda g, m=masks[n]: g * m.to(g.device, g.dtype)))
     try:
         yield [p for n, p in model.named_parameters() if n in masks]
     finally:

@@ -29,6 +29,9 @@ __all__ = ["Towers", "combine"]
 
 # CPU only, harmless: PyTorch falls back from oneDNN to its own kernel for projected LSTMs.
 warnings.filterwarnings("ignore", message="LSTM with projections is not supported with oneDNN")
+# CUDA: the masked weights are new tensors at every call, so cuDNN copies them into one chunk
+# (what the warning is about); that copy is the price of the masks, and a small one.
+warnings.filterwarnings("ignore", message="RNN module weights are not part of single contiguous chunk")
 
 
 class Towers(nn.Module):
