@@ -17,3 +17,18 @@ def speech22():
 def speech16():
     """The same clip generated at 16000 Hz."""
     return speech_like(16000)
+
+
+@pytest.fixture(scope="session")
+def tiny_songs(tmp_path_factory):
+    """Generated songs of 4 s: two labelled, two karaoke, one test (voicebook.data.songs)."""
+    from voicebook.data import songs
+
+    saved = dict(songs.SIZES)
+    songs.SIZES["tiny"] = {"labelled": 2, "karaoke": 2, "test": 1, "seconds": 4.0}
+    try:
+        root = tmp_path_factory.mktemp("songs")
+        yield root, songs.generate_songs(root, "tiny", seed=0, workers=1)
+    finally:
+        songs.SIZES.clear()
+        songs.SIZES.update(saved)

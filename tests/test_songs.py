@@ -71,21 +71,8 @@ def test_sung_pitch_follows_the_melody_and_rests_are_silent():
     assert np.sqrt(np.mean(rest ** 2)) < 1e-3 * np.sqrt(np.mean(out ** 2)) + 1e-6
 
 
-@pytest.fixture(scope="module")
-def tiny(tmp_path_factory):
-    """Two labelled, two karaoke and one test song of 4 s, generated in a fresh folder."""
-    saved = dict(songs.SIZES)
-    songs.SIZES["tiny"] = {"labelled": 2, "karaoke": 2, "test": 1, "seconds": 4.0}
-    try:
-        root = tmp_path_factory.mktemp("songs")
-        yield root, songs.generate_songs(root, "tiny", seed=0, workers=1)
-    finally:
-        songs.SIZES.clear()
-        songs.SIZES.update(saved)
-
-
-def test_sets_and_stems(tiny):
-    root, ss = tiny
+def test_sets_and_stems(tiny_songs):
+    root, ss = tiny_songs
     assert [len(ss.split(s)) for s in songs.SETS] == [2, 2, 1]
     for song in ss.songs:
         stems = song.stems()
@@ -97,10 +84,10 @@ def test_sets_and_stems(tiny):
         ss.split("train")
 
 
-def test_karaoke_tracks_bleed_into_each_other(tiny):
+def test_karaoke_tracks_bleed_into_each_other(tiny_songs):
     """The vocal track of a karaoke song carries the backing track (correlated with it);
     a labelled song's vocals do not."""
-    _, ss = tiny
+    _, ss = tiny_songs
 
     def corr(song):
         v, a = song.stems()
@@ -109,8 +96,8 @@ def test_karaoke_tracks_bleed_into_each_other(tiny):
     assert min(corr(s) for s in ss.split("karaoke")) > 2 * max(corr(s) for s in ss.split("labelled"))
 
 
-def test_generation_is_deterministic_and_repairs_a_damaged_file(tiny, tmp_path):
-    root, ss = tiny
+def test_generation_is_deterministic_and_repairs_a_damaged_file(tiny_songs, tmp_path):
+    root, ss = tiny_songs
     song = ss.split("karaoke")[0]
     before = song.path.read_bytes()
     song.path.write_bytes(before[:1000])                           # truncate it
