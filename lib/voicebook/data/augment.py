@@ -1,0 +1,92 @@
+"""Training examples for the separator, with the data noise of Wang et al. section 2.1.2.
+
+From a pool of songs' stems (``(2, samples)``: vocals, accompaniment) :class:`SeparationCrops`
+draws item ``i`` as a pure function of ``(seed, i)``:
+
+1. a random window of ``seconds`` (the paper's T < 30 s);
+2. *random mixing*: with probability ``p_mix`` the accompaniment comes from another song;
+3. a *dynamic mixing ratio*: the vocals scaled by a random gain (dB);
+4. *pitch shift* of each source by a random number of semitones (torchaudio's phase vocoder);
+5. *low-pass* and *EQ* filtering (biquads) of the mixture's sources.
+
+Items are ``(mixture (samples,), sources (2, samples))`` float32 tensors at ``sr``; the
+mixture is the sum of the augmented sources, so the targets stay exact.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import Sequence
+
+import numpy as np
+import torch
+import torchaudio.functional as AF
+
+__all__ = ["Augment", "SeparationCrops"]
+
+
+@dataclass(frozen=True)
+class Augment:
+    """Augmentation settings; the defaults are ours (the paper gives no values). ``None`` or 0
+    switches a step off."""
+
+    p_mix: float = 0.5                 # random mixing probability p
+    gain_db: float = 6.0               # vocals scaled by U(-gain_db, gain_db) dB
+    semitones: int = 2                 # pitch shift by an integer in [-semitones, semitones]
+    p_shift: float = 0.3               # ... with this probability per source
+    p_lowpass: float = 0.3             # low-pass with this probability ...
+    lowpass_hz: tuple[float, float] = (3000.0, 7500.0)   # ... at a cutoff drawn from this range
+    p_eq: float = 0.3                  # one peaking EQ band, +-6 dB at 200 Hz-5 kHz, with this probability
+
+
+def _shift(x: torch.Tensor, sr: int, steps: int) -> torch.Tensor:
+    return x if steps == 0 else AF.pitch_shift(x[None], sr, steps)[0, : x.shape[-1]]
+
+
+class SeparationCrops(torch.utils.data.Dataset):
+    """Random augmented windows of ``stems`` (a list of ``(2, samples)`` arrays at ``sr``)."""
+
+    def __init__(self, stems: Sequence, sr: int, seconds: float, aug: Augment | None = None, *, seed: int = 0,
+                 length: int = 1_000_000):
+        if not stems:
+            raise ValueError("SeparationCrops: no songs")
+        self.stems = [torch.as_tensor(np.asarray(s), dtype=torch.float32) for s in stems]
+        bad = [i for i, s in enumerate(self.stems) if s.ndim != 2 or s.shape[0] != 2]
+        if bad:
+            raise ValueError(f"SeparationCrops: songs {bad} are not (2, samples) stems")
+        self.sr, self.n, self.aug, self.seed, self.length = sr, int(round(seconds * sr)), aug, seed, length
+
+    def __len__(self) -> int:
+        return self.length
+
+    def _start(self, rng: np.random.Generator, song: torch.Tensor) -> int:
+        return int(rng.integers(song.shape[1] - self.n + 1)) if song.shape[1] >= self.n else 0
+
+    def _cut(self, x: torch.Tensor, start: int) -> torch.Tensor:
+        x = x[start:start + self.n]
+        return torch.nn.functional.pad(x, (0, self.n - x.shape[0]))   # a short song is zero-padded (3.2)
+
+    def __getitem__(self, i: int):
+        rng = np.random.default_rng([self.seed, i])
+        a = int(rng.integers(len(self.stems)))
+        start = self._start(rng, self.stems[a])
+        voc, acc = self._cut(self.stems[a][0], start), self._cut(self.stems[a][1], start)
+        if self.aug and rng.random() < self.aug.p_mix:                # random mixing: another song's backing
+            b = int(rng.integers(len(self.stems)))
+            acc = self._cut(self.stems[b][1], self._start(rng, self.stems[b]))
+        if self.aug:
+            au = self.aug
+            voc = voc * 10 ** (rng.uniform(-au.gain_db, au.gain_db) / 20)
+            srcs = []
+            for x in (voc, acc):
+                if au.semitones and rng.random() < au.p_shift:
+                    x = _shift(x, self.sr, int(rng.integers(-au.semitones, au.semitones + 1)))
+                if rng.random() < au.p_lowpass:
+                    lo, hi = au.lowpass_hz
+                    x = AF.lowpass_biquad(x, self.sr, float(rng.uniform(lo, min(hi, self.sr / 2 - 100))))
+                if rng.random() < au.p_eq:
+                    x = AF.equalizer_biquad(x, self.sr, float(rng.uniform(200, 5000)), float(rng.uniform(-6, 6)))
+                srcs.append(x)
+            voc, acc = srcs
+        sources = torch.stack([voc, acc]).float()
+        return sources.sum(0), sources
