@@ -16,6 +16,10 @@ section 3.2 segments). Three sets play the paper's roles:
 Each song is one 2-channel file: channel 0 the vocals (karaoke: the vocal track), channel 1 the
 accompaniment (karaoke: the backing track). Cached on disk with a manifest like the speech corpus;
 deterministic by seed.
+
+Real corpora yield the same items (:class:`SongItem`): :mod:`voicebook.data.musdb18` (labelled and
+test) and :mod:`voicebook.data.damp` (karaoke). :func:`load_song_sets` reads what a ``data_dir``
+holds and generates the rest.
 """
 
 from __future__ import annotations
@@ -24,20 +28,22 @@ import dataclasses
 import hashlib
 import json
 import random
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 
 import numpy as np
 from scipy.signal import butter, fftconvolve, sosfilt
 
 from .. import audio
+from ..checks import CorpusError
 from . import cache
 from .espeak import SAMPLE_RATE as SPEECH_SR, synthesize
 from .midi_render import arrangement, render
 from .singing import melody, sing
 from .speech import SPEAKERS, _text_language, make_sentences
 
-__all__ = ["SR", "SIZES", "SETS", "Song", "SongSet", "plan_songs", "generate_songs", "load_songs"]
+__all__ = ["SR", "SIZES", "SETS", "SongItem", "Song", "SongSet", "plan_songs", "generate_songs", "load_songs",
+           "load_song_sets"]
 
 GENERATOR, VERSION = "songs", 1
 SR = 16000
@@ -53,8 +59,24 @@ _RANGE = {"F": (57, 76), "M": (45, 64)}      # A3-E5 and A2-E4 as MIDI pitches
 TEST_SINGERS = ("en-gb-f3", "en-us-m3", "fr-f1", "de-f1", "es-f1", "en-us-f4")
 
 
+class SongItem:
+    """What chapter 4 uses of a song, generated or real: ``id``, ``split`` (one of :data:`SETS`),
+    ``stems()`` -> ``(2, samples)`` float32 at :data:`SR` Hz, mono (row 0 the vocals or the vocal
+    track, row 1 the accompaniment or the backing track) and ``mixture()`` -> ``(samples,)``, their
+    sum. Items hold paths, never audio: each call reads the files again."""
+
+    id: str
+    split: str
+
+    def stems(self) -> np.ndarray:
+        raise NotImplementedError
+
+    def mixture(self) -> np.ndarray:
+        return self.stems().sum(axis=0)
+
+
 @dataclass(frozen=True)
-class Song:
+class Song(SongItem):
     """One generated song: ``stems()`` -> ``(2, samples)`` float32 at :data:`SR` (vocals or
     vocal track, accompaniment or backing track); ``mixture()`` their sum."""
 
@@ -76,16 +98,17 @@ class Song:
             raise audio.AudioError(f"{self.path}: expected 2 channels (vocals, accompaniment), got shape {wav.shape}")
         return np.ascontiguousarray(wav.T)
 
-    def mixture(self) -> np.ndarray:
-        return self.stems().sum(axis=0)
-
 
 @dataclass
 class SongSet:
-    songs: list[Song]
-    root: Path
+    """Songs of the three sets; ``sources`` says where each set came from, e.g.
+    ``{"labelled": "musdb18:/data/musdb18hq", "karaoke": "generated:smoke", "test": ...}``."""
 
-    def split(self, name: str) -> list[Song]:
+    songs: list[SongItem]
+    root: Path
+    sources: dict[str, str] = field(default_factory=dict)
+
+    def split(self, name: str) -> list[SongItem]:
         if name not in SETS:
             raise ValueError(f"unknown song set {name!r}; choose one of {SETS}")
         return [s for s in self.songs if s.split == name]
@@ -171,7 +194,7 @@ def generate_songs(root, size: str = "smoke", seed: int = 0, workers: int | None
         m = entry["meta"]
         songs.append(Song(m["id"], m["split"], Path(root) / rel, m["singer"], m["sex"], m["tonic"], m["minor"],
                           m["tempo"], m["vocal_gain_db"], m["seconds"]))
-    return SongSet(songs, Path(root))
+    return SongSet(songs, Path(root), {name: f"generated:{size}" for name in SETS})
 
 
 def load_songs(*, size: str = "smoke", seed: int = 0, cache_dir=None, workers: int | None = None) -> SongSet:
@@ -180,3 +203,50 @@ def load_songs(*, size: str = "smoke", seed: int = 0, cache_dir=None, workers: i
         raise ValueError(f"unknown song set size {size!r}; choose one of {sorted(SIZES)}")
     folder = Path(cache_dir or cache.default_cache_dir()) / "songs" / f"{size}-seed{seed}-v{VERSION}"
     return generate_songs(folder, size, seed, workers)
+
+
+def _real_sets(data_dir: Path) -> dict[str, tuple[list[SongItem], str]]:
+    """The sets a local folder provides: set name -> (songs, source). MUSDB18 and DAMP copies are
+    found by their layout in ``data_dir`` itself or in one of its sub-folders."""
+    from . import damp, musdb18
+
+    layouts = f"MUSDB18 ({musdb18.LAYOUT}) and/or DAMP-VSEP / DAMP-style ({damp.LAYOUT})"
+    if not data_dir.is_dir():
+        raise CorpusError(f"{data_dir}: no such folder (expected {layouts})")
+    candidates = [data_dir, *sorted(p for p in data_dir.iterdir() if p.is_dir())]
+    found: dict[str, tuple[list[SongItem], str]] = {}
+    if (root := next((c for c in candidates if musdb18.find_root(c)), None)) is not None:
+        for song in musdb18.read_musdb18(root):
+            found.setdefault(song.split, ([], f"musdb18:{root}"))[0].append(song)
+    if (root := next((c for c in candidates if damp.find_root(c)), None)) is not None:
+        found["karaoke"] = (damp.read_damp(root), f"damp:{root}")
+    if not found:
+        raise CorpusError(f"{data_dir}: not a music corpus voicebook can read. Looked for {layouts}, "
+                          f"in the folder and its sub-folders.")
+    return found
+
+
+def load_song_sets(data_dir=None, *, size: str = "smoke", seed: int = 0, cache_dir=None,
+                   workers: int | None = None) -> SongSet:
+    """The three song sets of chapter 4.
+
+    ``data_dir=None``: the generated songs of ``size`` (:func:`load_songs`). Otherwise a local
+    MUSDB18 copy (train -> ``labelled``, test -> ``test``), a DAMP-VSEP or DAMP-style folder
+    (``karaoke``), or a folder holding both as sub-folders; the sets it does not provide are the
+    generated ones of ``size`` and ``seed`` (all three are made, in ``cache_dir``). The result's
+    ``sources`` names where each set came from; ``root`` is ``data_dir``.
+    """
+    if size not in SIZES:
+        raise ValueError(f"unknown song set size {size!r}; choose one of {sorted(SIZES)}")
+    if data_dir is None:
+        return load_songs(size=size, seed=seed, cache_dir=cache_dir, workers=workers)
+    data_dir = Path(data_dir).expanduser()
+    real = _real_sets(data_dir)
+    generated = None
+    if any(name not in real for name in SETS):
+        generated = load_songs(size=size, seed=seed, cache_dir=cache_dir, workers=workers)
+    songs, sources = [], {}
+    for name in SETS:
+        items, sources[name] = real[name] if name in real else (generated.split(name), generated.sources[name])
+        songs += items
+    return SongSet(songs, data_dir, sources)
