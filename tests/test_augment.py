@@ -75,3 +75,17 @@ def test_pitch_shift_low_pass_and_padding():
     assert src.shape == (2, SR) and float(src[:, SR // 2:].abs().max()) == 0.0
     with pytest.raises(ValueError, match="not \\(2, samples\\) stems"):
         SeparationCrops([np.ones(10)], SR, 1.0)
+
+
+def test_pitch_shift_moves_a_tone_by_whole_semitones_at_16k():
+    from voicebook.data.augment import _ratio, pitch_shift
+
+    sr = 16000
+    tone = torch.sin(2 * np.pi * 440 * torch.arange(2 * sr) / sr)
+    for steps in (-3, -1, 2, 4):
+        assert abs(1200 * np.log2(float(_ratio(steps))) - 100 * steps) < 5     # the fraction: within 5 cents
+        y = pitch_shift(tone, steps).numpy()
+        assert y.shape == tone.shape
+        x = y[2000:-2000]
+        f0 = np.argmax(np.abs(np.fft.rfft(x * np.hanning(len(x))))) * sr / len(x)
+        assert abs(1200 * np.log2(f0 / 440) - 100 * steps) < 15, (steps, f0)   # bin width ~0.6 Hz

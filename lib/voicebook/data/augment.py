@@ -6,7 +6,7 @@ draws item ``i`` as a pure function of ``(seed, i)``:
 1. a random window of ``seconds`` (the paper's T < 30 s);
 2. *random mixing*: with probability ``p_mix`` the accompaniment comes from another song;
 3. a *dynamic mixing ratio*: the vocals scaled by a random gain (dB);
-4. *pitch shift* of each source by a random number of semitones (torchaudio's phase vocoder);
+4. *pitch shift* of each source by a random number of semitones (phase vocoder + resampling);
 5. *low-pass* and *EQ* filtering (biquads) of the mixture's sources.
 
 Items are ``(mixture (samples,), sources (2, samples))`` float32 tensors at ``sr``; the
@@ -15,14 +15,16 @@ mixture is the sum of the augmented sources, so the targets stay exact.
 
 from __future__ import annotations
 
+import math
 from dataclasses import dataclass
+from fractions import Fraction
 from typing import Sequence
 
 import numpy as np
 import torch
 import torchaudio.functional as AF
 
-__all__ = ["Augment", "SeparationCrops"]
+__all__ = ["Augment", "SeparationCrops", "pitch_shift"]
 
 
 @dataclass(frozen=True)
@@ -39,8 +41,27 @@ class Augment:
     p_eq: float = 0.3                  # one peaking EQ band, +-6 dB at 200 Hz-5 kHz, with this probability
 
 
-def _shift(x: torch.Tensor, sr: int, steps: int) -> torch.Tensor:
-    return x if steps == 0 else AF.pitch_shift(x[None], sr, steps)[0, : x.shape[-1]]
+def _ratio(steps: int) -> Fraction:
+    """``2^(steps/12)`` as a fraction with a denominator of at most 24 (within 4 cents for
+    |steps| <= 4): resampling by it needs a short polyphase filter. torchaudio's own
+    ``pitch_shift`` resamples ``sr / ratio -> sr``, whose gcd is tiny, and takes seconds."""
+    return Fraction(2 ** (steps / 12)).limit_denominator(24)
+
+
+def pitch_shift(x: torch.Tensor, steps: int, n_fft: int = 512, hop: int = 128) -> torch.Tensor:
+    """Shift ``(samples,)`` by ``steps`` semitones, length kept: phase-vocoder time stretch by
+    the ratio, then resampling by it (the recipe of ``torchaudio.functional.pitch_shift``, with
+    :func:`_ratio`'s small fraction instead of the exact irrational one)."""
+    if steps == 0:
+        return x
+    r = _ratio(steps)
+    window = torch.hann_window(n_fft, device=x.device)
+    spec = torch.stft(x, n_fft, hop, window=window, return_complex=True)
+    advance = torch.linspace(0, math.pi * hop, spec.shape[-2], device=x.device)[:, None]
+    stretched = AF.phase_vocoder(spec, float(1 / r), advance)                  # r times longer
+    y = torch.istft(stretched, n_fft, hop, window=window, length=round(x.shape[-1] * float(r)))
+    y = AF.resample(y, r.numerator, r.denominator)                             # back to the length, pitch x r
+    return torch.nn.functional.pad(y, (0, max(0, x.shape[-1] - y.shape[-1])))[: x.shape[-1]]
 
 
 class SeparationCrops(torch.utils.data.Dataset):
@@ -80,7 +101,7 @@ class SeparationCrops(torch.utils.data.Dataset):
             srcs = []
             for x in (voc, acc):
                 if au.semitones and rng.random() < au.p_shift:
-                    x = _shift(x, self.sr, int(rng.integers(-au.semitones, au.semitones + 1)))
+                    x = pitch_shift(x, int(rng.integers(-au.semitones, au.semitones + 1)))
                 if rng.random() < au.p_lowpass:
                     lo, hi = au.lowpass_hz
                     x = AF.lowpass_biquad(x, self.sr, float(rng.uniform(lo, min(hi, self.sr / 2 - 100))))

@@ -149,7 +149,7 @@ class PoCoNet(nn.Module):
         for i in reversed(range(self.levels)):
             x = F.interpolate(self.up[i](x), scale_factor=2, mode="nearest")             # frame 2s, 2s+1 <- s
             x = self._run(self.dec[i], torch.cat([x, skips[i]], dim=1))
-        m = self.out(x)[:, :, :t, :n_f].reshape(b, self.sources, 2, t, n_f)
+        m = self.out(x).float()[:, :, :t, :n_f].reshape(b, self.sources, 2, t, n_f)   # fp32 under autocast: no bf16 complex
         return torch.complex(m[:, :, 0], m[:, :, 1]).transpose(2, 3)                     # (b, sources, f, t)
 
 

@@ -37,9 +37,16 @@ def energy_ratio(source: torch.Tensor, mixture: torch.Tensor, *, n_fft: int = 10
     return torch.where(quiet, torch.zeros_like(e_m), (e_s / e_m.clamp_min(1e-20)).clamp(0, 1))
 
 
-def log_magnitude(wav: torch.Tensor, n_fft: int = 1024, hop: int = 256) -> torch.Tensor:
-    """``(batch, samples)`` -> ``(batch, 1, frames, freq)`` log(1 + |STFT|), the CRNN's input."""
-    return torch.log1p(audio.stft(wav, n_fft, hop).abs()).transpose(1, 2)[:, None]
+def log_magnitude(wav: torch.Tensor, n_fft: int = 1024, hop: int = 256, floor_db: float = 80.0) -> torch.Tensor:
+    """The CRNN's input: ``(batch, samples)`` -> ``(batch, 1, frames, freq)`` power in dB
+    relative to each clip's loudest bin, floored at ``-floor_db`` and mapped to [0, 1].
+
+    Relative to the clip, as the targets are (:func:`energy_ratio` is level-free and calls a
+    frame silent relative to the loudest one), so a detector cannot key on a track's level."""
+    power = audio.stft(wav, n_fft, hop).abs().pow(2)
+    ref = power.amax(dim=(-2, -1), keepdim=True).clamp_min(1e-20)
+    db = 10 * torch.log10(power / ref + 10 ** (-floor_db / 10))
+    return (1 + db / floor_db).transpose(1, 2)[:, None]
 
 
 class CRNN(nn.Module):

@@ -1,0 +1,126 @@
+"""Noisy self-training for singing-voice separation (Wang et al. section 2.1), one step per function.
+
+1. :func:`train_separator`: a PoCoNet on augmented windows of labelled stems (eq. 3's loss);
+2. :func:`pseudo_label`: the teacher labels each karaoke song: vocals inferred from its vocal
+   track, accompaniment from its backing track (section 2.1);
+3. :func:`voice_activity_detectors` + :func:`filter_pseudo_labels`: the VADs of 2.1.1 keep the
+   self-labelled songs with the fewest poor-quality frames;
+4. a student trains on labelled and kept pseudo-labelled stems (:func:`train_separator` again);
+5. :func:`evaluate`: SDR of section 4.1 on the test songs (median over 1-s windows, then over
+   songs) for vocals and accompaniment.
+
+Stems are ``(2, samples)`` arrays (vocals, accompaniment) at 16 kHz.
+"""
+
+from __future__ import annotations
+
+from typing import Sequence
+
+import numpy as np
+import torch
+
+from . import losses
+from .data.augment import Augment, SeparationCrops
+from .metrics import song_sdr
+from .models import vad
+from .models.poconet import PoCoNet, separate
+from .train import fit
+
+__all__ = ["segments", "train_separator", "separate_long", "pseudo_label", "voice_activity_detectors",
+           "filter_pseudo_labels", "evaluate"]
+
+
+def segments(stems, sr: int = 16000, seconds: float = 30.0) -> list[np.ndarray]:
+    """Section 3.2: a song's ``(2, samples)`` stems cut into non-overlapping ``seconds``-long
+    pieces, the last one zero-padded -> list of ``(2, seconds * sr)`` float32 arrays."""
+    st = np.asarray(stems, dtype=np.float32)
+    if st.ndim != 2 or st.shape[0] != 2 or st.shape[1] == 0:
+        raise ValueError(f"segments: expected (2, samples) stems, got shape {st.shape}")
+    n = int(round(seconds * sr))
+    pad = -st.shape[1] % n
+    st = np.pad(st, ((0, 0), (0, pad)))
+    return [np.ascontiguousarray(st[:, i:i + n]) for i in range(0, st.shape[1], n)]
+
+
+def _separation_loss(model, batch):
+    mix, sources = batch
+    return losses.separation_loss(separate(model, mix), sources)
+
+
+def train_separator(model: PoCoNet, stems: Sequence, *, sr: int = 16000, seconds: float = 4.0,
+                    aug: Augment | None = Augment(), steps: int, batch_size: int = 4, lr: float = 1e-4,
+                    seed: int = 0, **fit_kw):
+    """Minimise eqs. (2)-(3) on augmented ``seconds``-long windows of ``stems`` (Adam, the
+    paper's lr 1e-4 by default) with the book's training loop. -> History."""
+    data = SeparationCrops(stems, sr, seconds, aug, seed=seed)
+    return fit(model, data, _separation_loss, steps=steps, batch_size=batch_size, lr=lr, seed=seed, **fit_kw)
+
+
+@torch.no_grad()
+def separate_long(model: PoCoNet, wav, *, chunk_s: float = 30.0, sr: int = 16000) -> np.ndarray:
+    """Separate a whole recording ``(samples,)`` in ``chunk_s`` pieces (the paper's 30-s
+    segments) -> ``(2, samples)`` numpy."""
+    model.eval()
+    dev = next(model.parameters()).device
+    x = torch.as_tensor(np.asarray(wav), dtype=torch.float32, device=dev)
+    n = int(chunk_s * sr)
+    out = [separate(model, x[None, s:s + n])[0] for s in range(0, x.shape[0], n)]
+    return torch.cat(out, dim=-1).cpu().numpy()
+
+
+def pseudo_label(teacher: PoCoNet, karaoke_stems: Sequence, **kw) -> list[np.ndarray]:
+    """Section 2.1: for each karaoke song ``(vocal track, backing track)``, the teacher's vocals
+    of the vocal track and its accompaniment of the backing track -> new ``(2, samples)`` stems."""
+    out = []
+    for st in karaoke_stems:
+        st = np.asarray(st)
+        vocals = separate_long(teacher, st[0], **kw)[0]
+        acc = separate_long(teacher, st[1], **kw)[1]
+        out.append(np.stack([vocals, acc]).astype(np.float32))
+    return out
+
+
+def voice_activity_detectors(stems: Sequence, *, steps: int, seconds: float = 4.0, batch_size: int = 4,
+                             sr: int = 16000, seed: int = 0, channels: int = 16, hidden: int = 64,
+                             ckpt_dir=None, **fit_kw):
+    """Section 2.1.1: two CRNNs trained with binary cross-entropy on the labelled stems to
+    predict the vocals' and the accompaniment's share of the energy per frame, on mixtures
+    and on lone sources (what self-labelled tracks look like). -> ``(voice VAD, acc VAD)``."""
+    data = SeparationCrops(stems, sr, seconds, None, seed=seed)
+    models = []
+    for k in (0, 1):
+        def loss(model, batch, k=k):
+            mix, sources = batch
+            inputs = torch.cat([mix, sources[:, 0], sources[:, 1]])          # mixture, voice alone, acc alone
+            target = torch.cat([vad.energy_ratio(sources[:, k], x) for x in inputs.split(mix.shape[0])])
+            return torch.nn.functional.binary_cross_entropy_with_logits(model.logits(inputs), target)
+
+        torch.manual_seed(seed + k)
+        model = vad.CRNN(channels=channels, hidden=hidden)
+        fit(model, data, loss, steps=steps, batch_size=batch_size, seed=seed + k,
+            ckpt_dir=None if ckpt_dir is None else f"{ckpt_dir}/{('voice', 'accompaniment')[k]}", **fit_kw)
+        models.append(model.eval())
+    return tuple(models)
+
+
+def filter_pseudo_labels(vads, pseudo: Sequence, *, top: float, threshold: float = 0.2) -> tuple[list[int], np.ndarray]:
+    """Section 2.1.1: the poor-frame fraction of each self-labelled song, and the indices of
+    the ``top`` share with the fewest, best first. -> ``(kept indices, fractions)``."""
+    voice_vad, acc_vad = vads
+    dev = next(voice_vad.parameters()).device
+    fractions = np.array([float(vad.poor_frames(voice_vad, acc_vad,
+                                                torch.as_tensor(p[0], device=dev)[None],
+                                                torch.as_tensor(p[1], device=dev)[None], threshold=threshold)[0])
+                          for p in pseudo])
+    return vad.keep_best(fractions, top).tolist(), fractions
+
+
+def evaluate(model: PoCoNet, test_stems: Sequence, *, sr: int = 16000) -> dict[str, float]:
+    """Section 4.1: each test song's mixture separated, SDR per 1-s window, median per song,
+    median over songs -> ``{"vocals": dB, "accompaniment": dB}``."""
+    per_song = []
+    for st in test_stems:
+        st = np.asarray(st, dtype=np.float64)
+        per_song.append(song_sdr(st, separate_long(model, st.sum(0), sr=sr), sr))
+    med = np.nanmedian(np.array(per_song), axis=0)
+    return {"vocals": float(med[0]), "accompaniment": float(med[1])}
