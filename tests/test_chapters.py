@@ -185,11 +185,14 @@ def _build_book(tmp_path: Path, executed: dict[str, Path]) -> Path:
     return book / "_build" / "html"
 
 
-def test_book_builds_with_audio_and_figures(chapter00, chapter01, chapter02, chapter03, tmp_path):
+def test_book_builds_with_audio_and_figures(chapter00, chapter01, chapter02, chapter03, chapter04, chapter05,
+                                            tmp_path):
     names = chapters_in_toc(ROOT / "book")
-    assert names[:4] == ["00_voice_as_numbers", "01_cycle_autovc", "02_softgan_cyclegan_vc", "03_multilingual_lstm_tts"]
+    assert names == ["00_voice_as_numbers", "01_cycle_autovc", "02_softgan_cyclegan_vc", "03_multilingual_lstm_tts",
+                     "04_singing_voice_separation", "05_you_said_that"]
     html_dir = _build_book(tmp_path, {"00_voice_as_numbers": chapter00[0], "01_cycle_autovc": chapter01[0],
-                                      "02_softgan_cyclegan_vc": chapter02[0], "03_multilingual_lstm_tts": chapter03[0]})
+                                      "02_softgan_cyclegan_vc": chapter02[0], "03_multilingual_lstm_tts": chapter03[0],
+                                      "04_singing_voice_separation": chapter04[0], "05_you_said_that": chapter05[0]})
     page = (html_dir / "chapters" / "00_voice_as_numbers" / "00_voice_as_numbers.html").read_text()
     clips = re.findall(r'<audio[^>]*src="data:audio/wav;base64,([A-Za-z0-9+/=]+)"', page)
     assert len(clips) >= 10
@@ -226,6 +229,16 @@ def test_book_builds_with_audio_and_figures(chapter00, chapter01, chapter02, cha
     assert sr == 22050 and len(wav) > sr               # a synthesised test sentence
     assert len(re.findall(r'<img[^>]+src="([^"]+\.png)"', page)) >= 5
     assert "Dev MSE after adaptation" in page and "one LSTM voice" in intro
+    page = (html_dir / "chapters" / "04_singing_voice_separation" / "04_singing_voice_separation.html").read_text()
+    clips = re.findall(r'<audio[^>]*src="data:audio/wav;base64,([A-Za-z0-9+/=]+)"', page)
+    assert len(clips) >= 28                            # 6 + 3 + 4 + 3 test songs x 5 columns
+    wav, sr = sf.read(io.BytesIO(base64.b64decode(clips[-1])))
+    assert sr == 16000 and len(wav) > 5 * sr           # a separated 10-s test song
+    assert len(re.findall(r'<img[^>]+src="([^"]+\.png)"', page)) >= 3
+    assert "Teacher candidates" in page and "Table 3" in page and "noisy self-training" in intro
+    page = (html_dir / "chapters" / "05_you_said_that" / "05_you_said_that.html").read_text()
+    assert len(re.findall(r'<video[^>]+src="data:video/mp4;base64,', page)) >= 4   # talking faces with sound
+    assert len(re.findall(r'<img[^>]+src="([^"]+\.png)"', page)) >= 3 and "talking faces" in intro
 
 
 @pytest.fixture(scope="session")
@@ -258,6 +271,49 @@ def test_multilingual_tts_chapter_metrics(chapter03):
     assert set(codes) == languages | {"pl (adapted v4)", "pt-br (adapted v4)"}
     assert all(len(c) == len(codes["en-us"]) for c in codes.values()) and len(m["verdicts"]) == 4
     assert m["params"]["mlms"] > 6 * m["params"]["baseline"]
+
+
+@pytest.fixture(scope="session")
+def chapter04(tmp_path_factory):
+    return _smoke_run(tmp_path_factory, "04_singing_voice_separation")
+
+
+def test_separation_chapter_metrics(chapter04):
+    """Bounds around the smoke run measured on 2 CPU cores (seed 0; values in NOTES.md)."""
+    _, m = chapter04
+    assert {k: v["songs"] for k, v in m["songs"].items()} == {"labelled": 6, "karaoke": 12, "test": 6}
+    assert all(v["from"] == "generated:smoke" for v in m["songs"].values())
+    for name, loss in m["train_loss"].items():                                # every separator learned
+        assert loss["last"] < 0.8 * loss["first"], name
+    assert len(m["table1"]) == 4 and len(m["table2"]) == 3
+    for row in [*m["table1"].values(), *m["table2"].values()]:
+        assert -15 < row["SDR(V)"] < 25 and -15 < row["SDR(A)"] < 25, row     # finite, in dB: SDR_BOUNDS
+    assert m["teacher"] in m["table1"] and "karaoke" not in m["teacher"]
+    assert set(m["claims_table1"]) == {"longer input helps", "random mixing helps", "karaoke as labels hurts"}
+    assert set(m["claims_table2"]) >= {"student beats teacher", "filtering helps", "top 25% is best"}
+    poor = m["poor_frames"]
+    assert set(poor) == {"karaoke, raw tracks", "karaoke, self-labelled", "clean (labelled + test)"}
+    assert all(0 <= v["median"] <= 1 for v in poor.values())
+    assert m["table2"]["student L top 25%"]["songs kept"] == 3                  # a quarter of 12
+    assert m["speed"]["cpu"]["real-time factor"] > 1                          # POCONET_RTF
+
+
+def test_separation_chapter_resumes_to_the_same_numbers(chapter04):
+    """A rerun in the same folder loads every checkpoint (teachers, detectors, students) and
+    scores exactly what the first run did."""
+    out, first = chapter04
+    again = run_chapter(ROOT / "notebooks" / "04_singing_voice_separation.md", out, preset="smoke", seed=0)
+    assert again["table1"] == first["table1"] and again["table2"] == first["table2"]
+    assert again["poor_frames"] == first["poor_frames"]
+
+
+def test_separation_chapter_names_a_folder_that_is_no_music_corpus(tmp_path):
+    from papermill.exceptions import PapermillExecutionError
+
+    (tmp_path / "not-musdb" / "some folder").mkdir(parents=True)
+    with pytest.raises(PapermillExecutionError, match="MUSDB18"):
+        run_chapter(ROOT / "notebooks" / "04_singing_voice_separation.md", tmp_path / "out", preset="smoke", seed=0,
+                    data_dir=tmp_path / "not-musdb")
 
 
 def test_multilingual_tts_chapter_names_a_corpus_without_its_speakers(tmp_path):

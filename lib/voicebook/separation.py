@@ -82,21 +82,22 @@ def pseudo_label(teacher: PoCoNet, karaoke_stems: Sequence, **kw) -> list[np.nda
 
 def voice_activity_detectors(stems: Sequence, *, steps: int, seconds: float = 4.0, batch_size: int = 4,
                              sr: int = 16000, seed: int = 0, channels: int = 16, hidden: int = 64,
-                             ckpt_dir=None, **fit_kw):
+                             n_fft: int = 1024, ckpt_dir=None, **fit_kw):
     """Section 2.1.1: two CRNNs trained with binary cross-entropy on the labelled stems to
     predict the vocals' and the accompaniment's share of the energy per frame, on mixtures
-    and on lone sources (what self-labelled tracks look like). -> ``(voice VAD, acc VAD)``."""
+    and on lone sources (what self-labelled tracks look like). ``n_fft`` sets their STFT
+    (hop 256 always, the separator's frames). -> ``(voice VAD, acc VAD)``."""
     data = SeparationCrops(stems, sr, seconds, None, seed=seed)
     models = []
     for k in (0, 1):
         def loss(model, batch, k=k):
             mix, sources = batch
             inputs = torch.cat([mix, sources[:, 0], sources[:, 1]])          # mixture, voice alone, acc alone
-            target = torch.cat([vad.energy_ratio(sources[:, k], x) for x in inputs.split(mix.shape[0])])
+            target = torch.cat([vad.energy_ratio(sources[:, k], x, n_fft=n_fft) for x in inputs.split(mix.shape[0])])
             return torch.nn.functional.binary_cross_entropy_with_logits(model.logits(inputs), target)
 
         torch.manual_seed(seed + k)
-        model = vad.CRNN(channels=channels, hidden=hidden)
+        model = vad.CRNN(n_freq=n_fft // 2 + 1, channels=channels, hidden=hidden, n_fft=n_fft)
         fit(model, data, loss, steps=steps, batch_size=batch_size, seed=seed + k,
             ckpt_dir=None if ckpt_dir is None else f"{ckpt_dir}/{('voice', 'accompaniment')[k]}", **fit_kw)
         models.append(model.eval())
