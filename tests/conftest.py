@@ -32,3 +32,16 @@ def tiny_songs(tmp_path_factory):
     finally:
         songs.SIZES.clear()
         songs.SIZES.update(saved)
+
+
+@pytest.fixture(scope="session")
+def chapter05(tmp_path_factory):
+    """Chapter 5 executed at preset=smoke, seed 0 -> ``(its folder, its metrics)`` (used by
+    test_chapter05.py and by the book test in test_chapters.py)."""
+    from pathlib import Path
+
+    from voicebook.runner import run_chapter
+
+    out = tmp_path_factory.mktemp("05_you_said_that")
+    notebook = Path(__file__).resolve().parents[1] / "notebooks" / "05_you_said_that.md"
+    return out, run_chapter(notebook, out, preset="smoke", seed=0)

@@ -1,0 +1,470 @@
+"""Registered face tracks with their audio, and the datasets that train Speech2Vid (chapter 5;
+Chung, Jamaludin & Zisserman 2017, sections 2, 3.2-3.3 and 4.2).
+
+* :class:`TalkingClip`: one face track registered to a canonical face by the eyes and nose only
+  (section 2, Fig. 3), with one MFCC window per video frame (3.1) and the true mouth opening
+  over time. :func:`from_generated` makes one from a generated clip
+  (:mod:`voicebook.data.faces`, whose 68 landmarks are known), :func:`from_video` from a real
+  video (:mod:`voicebook.data.videos`): faces detected and eyes + nose found on every frame with
+  :mod:`voicebook.faces_prep`, gaps filled, the track smoothed. :func:`load_talking_clips`
+  gives the train and test tracks of either source.
+* :class:`TalkingFaceFrames`: Speech2Vid's training examples (3.2, "Training protocol", Fig. 7):
+  the audio window of frame ``t``, the frame ``t`` itself as the target (the middle frame of
+  the 0.35 s window), and ``n_stills`` identity stills drawn from *distant* times of the same
+  track (at least ``min_gap`` frames away). Item ``i`` is a pure function of ``(seed, i)``.
+  :func:`talking_face_loss` is eq. (1) on its uint8 batches.
+* Pre-training the identity encoder. The paper starts it from a VGG-M trained to recognise the
+  2.6 K people of VGG Face and keeps only the conv layers (3.2). VGG Face cannot be had here,
+  so :class:`IdentityClassifier` learns to tell the *training* identities apart from their
+  registered frames (:class:`IdentityFrames`, :func:`identity_loss`), and
+  :func:`transfer_identity_conv` copies its conv1-conv5 into a Speech2Vid, leaving fc6-fc7 as
+  initialised (re-initialised, as in the paper); for five stills conv1's filters are repeated
+  over the five images and divided by five.
+* :class:`BlurredFaces`: the deblurring CNN's training pairs (3.3, Fig. 9), artificially
+  blurred registered faces and the sharp originals, as random crops.
+* :func:`score_video`: a generated video against the true one (L1, PSNR, SSIM on the whole
+  face and the mouth, sharpness, lip sync and sync offset; :mod:`voicebook.face_metrics`).
+
+Frames are ``(T, S, S, 3)`` uint8 RGB (S = 112); points ``(n, 2)`` pixels ``(x, y)``: left eye,
+right eye, nose (:data:`voicebook.faces_prep.EYES_NOSE`).
+"""
+
+from __future__ import annotations
+
+import warnings
+from dataclasses import dataclass
+from typing import Any, Sequence
+
+import numpy as np
+import torch
+from torch import nn
+from torch.nn import functional as F
+from torch.utils.data import Dataset
+
+from . import face_metrics as fm
+from . import faces_prep as fp
+from .checks import CorpusError
+from .models.speech2vid import SIZE, IdentityEncoder, Speech2Vid, blur, mfcc_windows, speech2vid_loss
+
+__all__ = ["TalkingClip", "TalkingSet", "generated_canonical_points", "register_frames", "track_points",
+           "from_generated", "from_video", "load_talking_clips", "TalkingFaceFrames", "talking_face_loss",
+           "IdentityFrames", "IdentityClassifier", "identity_loss", "transfer_identity_conv", "BlurredFaces",
+           "spread_stills", "score_video", "SCORES"]
+
+
+# ----------------------------------------------------------------------------- registered tracks (section 2)
+
+@dataclass
+class TalkingClip:
+    """One registered face track: ``frames`` uint8 ``(T, 112, 112, 3)`` in the canonical frame,
+    ``windows`` ``(T, 1, 12, 35)`` (the MFCC window of each frame), ``audio`` float32 at ``sr``,
+    ``points`` ``(T, 3, 2)`` eyes and nose in the *source* frames, ``matrices`` ``(T, 2, 3)``
+    source -> canonical, ``opening`` ``(T,)`` the true mouth opening (generated clips: the
+    inner-lip gap of the landmarks; real videos: :func:`~voicebook.face_metrics.mouth_edges`
+    of the registered frames), ``source`` the clip or video item it came from."""
+
+    id: str
+    identity: str
+    split: str
+    frames: np.ndarray
+    windows: torch.Tensor
+    audio: np.ndarray
+    sr: int
+    points: np.ndarray
+    matrices: np.ndarray
+    opening: np.ndarray
+    fps: float = 25.0
+    source: Any = None
+
+    @property
+    def n_frames(self) -> int:
+        return len(self.frames)
+
+    def source_frames(self) -> np.ndarray:
+        """The unregistered frames ``(T, H, W, 3)`` uint8 of the clip or video this track came from
+        (decoded again), e.g. the target video of a re-dub (4.3); ``points`` locate the face in them."""
+        if self.source is None:
+            raise ValueError(f"{self.id}: this track keeps no source to read its frames from")
+        frames = self.source.load().frames if hasattr(self.source, "identity") else \
+            self.source.load(self.fps, self.sr).frames
+        return np.asarray(frames)[:self.n_frames]
+
+
+def generated_canonical_points() -> np.ndarray:
+    """The generated faces' canonical eyes + nose ``(3, 2)``: those of the exemplar face
+    (:func:`voicebook.data.face_geometry.canonical_landmarks`, Fig. 3 middle). Real photos use
+    :data:`voicebook.faces_prep.CANONICAL_112` instead (a tighter crop)."""
+    from .data.face_geometry import canonical_landmarks
+
+    return fp.eyes_nose_from_68(canonical_landmarks())
+
+
+def register_frames(frames, points, canonical_points, size: int = SIZE) -> tuple[np.ndarray, np.ndarray]:
+    """Register every frame (Fig. 3): the similarity taking ``points[t]`` (eyes + nose of frame
+    ``t``, ``(T, n, 2)``) to ``canonical_points`` ``(n, 2)``, applied to ``frames[t]`` ->
+    ``(registered (T, size, size, 3) uint8, matrices (T, 2, 3))``."""
+    frames, points = np.asarray(frames), np.asarray(points, dtype=np.float64)
+    if frames.ndim != 4 or points.ndim != 3 or len(frames) != len(points):
+        raise ValueError(f"register_frames: expected (T, H, W, 3) frames and (T, n, 2) points, got "
+                         f"{frames.shape} and {points.shape}")
+    out = np.empty((len(frames), size, size, 3), np.uint8)
+    mats = np.empty((len(frames), 2, 3))
+    for t, (img, p) in enumerate(zip(frames, points)):
+        reg, mats[t] = fp.register(img, p, canonical_points, size)
+        out[t] = reg if reg.dtype == np.uint8 else (np.clip(reg, 0, 1) * 255 + 0.5).astype(np.uint8)
+    return out, mats
+
+
+def track_points(frames, name: str = "video", smooth: int = 5, every: int = 1) -> tuple[np.ndarray, np.ndarray]:
+    """Eyes + nose on every frame of a real video (section 2's tracking, with
+    :func:`voicebook.faces_prep.landmarks`): detected on every ``every``-th frame, frames where
+    detection fails filled by linear interpolation in time (the edge detections held), then a
+    moving average over ``smooth`` frames (Haar eyes jitter by a few pixels) ->
+    ``(points (T, 3, 2), found (T,) bool)``. Raises :class:`~voicebook.faces_prep.NoFaceError`
+    naming ``name`` if no frame has a face with two eyes."""
+    frames = np.asarray(frames)
+    n = len(frames)
+    found = np.zeros(n, bool)
+    pts = np.zeros((n, 3, 2))
+    for t in range(0, n, max(int(every), 1)):
+        try:
+            pts[t] = fp.landmarks(frames[t], f"{name} frame {t}")
+            found[t] = True
+        except fp.NoFaceError:
+            pass
+    if not found.any():
+        raise fp.NoFaceError(f"{name}: no face found in any of its {n} frames (OpenCV Haar cascades: a frontal, "
+                             f"upright face with both eyes visible is needed)")
+    times, have = np.arange(n), np.flatnonzero(found)
+    flat = pts.reshape(n, 6)
+    filled = np.stack([np.interp(times, have, flat[have, j]) for j in range(6)], 1)
+    if smooth and smooth > 1 and n > 1:
+        k = min(int(smooth), n)
+        padded = np.pad(filled, ((k // 2, k - 1 - k // 2), (0, 0)), mode="edge")
+        filled = np.stack([np.convolve(padded[:, j], np.ones(k) / k, mode="valid") for j in range(6)], 1)
+    return filled.reshape(n, 3, 2), found
+
+
+def from_generated(clip, canonical_points=None) -> TalkingClip:
+    """A generated :class:`~voicebook.data.faces.FaceClip`, registered by the eyes and nose of its
+    own landmarks to ``canonical_points`` (default :func:`generated_canonical_points`)."""
+    data = clip.load()
+    canon = generated_canonical_points() if canonical_points is None else np.asarray(canonical_points)
+    points = fp.eyes_nose_from_68(data.landmarks)
+    frames, mats = register_frames(data.frames, points, canon)
+    windows = mfcc_windows(data.audio, data.sr, n_frames=len(frames), fps=data.fps)
+    return TalkingClip(clip.id, clip.identity, clip.split, frames, windows, data.audio, data.sr, points, mats,
+                       np.asarray(data.mouth_open, np.float32), data.fps, clip)
+
+
+def from_video(item, canonical_points=fp.CANONICAL_112, fps: float = 25.0, sr: int = 16000,
+               split: str | None = None) -> TalkingClip:
+    """A real video (:class:`~voicebook.data.videos.VideoItem`): decoded at ``fps`` and ``sr``,
+    eyes + nose tracked (:func:`track_points`), registered to ``canonical_points``. Its identity
+    is the VoxCeleb2 speaker, or for LRW (no speaker labels) the clip itself; ``split`` "train"
+    or "test" (default: "test" for the corpus' test split, else "train")."""
+    video = item.load(fps, sr)
+    points, _ = track_points(video.frames, str(item.path))
+    frames, mats = register_frames(video.frames, points, canonical_points)
+    windows = mfcc_windows(video.audio, video.sr, n_frames=len(frames), fps=video.fps)
+    opening = fm.mouth_edges(frames, fm.mouth_points_from_eyes_nose(canonical_points)).astype(np.float32)
+    split = split or ("test" if item.split == "test" else "train")
+    return TalkingClip(item.id, item.speaker or item.id, split, frames, windows, video.audio, video.sr, points,
+                       mats, opening, video.fps, item)
+
+
+@dataclass
+class TalkingSet:
+    """What :func:`load_talking_clips` returns: registered ``train`` and ``test`` tracks, the
+    ``canonical`` eyes + nose they are registered to, the ``corpus`` name ("generated", "lrw",
+    "voxceleb2"), the underlying ``source`` set, and the real videos ``skipped`` (no face)."""
+
+    train: list[TalkingClip]
+    test: list[TalkingClip]
+    canonical: np.ndarray
+    corpus: str
+    source: Any
+    skipped: list[str]
+
+    @property
+    def mouth_points(self) -> np.ndarray:
+        """Where the mouth is in the canonical frame, open or closed (``(4, 2)``, for
+        :func:`~voicebook.face_metrics.mouth_box`), from the canonical eyes and nose."""
+        return fm.mouth_points_from_eyes_nose(self.canonical)
+
+
+def _round_robin(items: Sequence, key, n: int | None) -> list:
+    """Up to ``n`` items taking one of each group (``key``) in turn: many people rather than
+    many clips of the first few."""
+    groups: dict = {}
+    for it in items:
+        groups.setdefault(key(it), []).append(it)
+    out, lists = [], list(groups.values())
+    for depth in range(max((len(g) for g in lists), default=0)):
+        out += [g[depth] for g in lists if depth < len(g)]
+    return out if n is None else out[:n]
+
+
+def load_talking_clips(data_dir=None, *, size: str = "smoke", seed: int = 0, max_train: int | None = None,
+                       max_test: int | None = None, fps: float = 25.0, sr: int = 16000) -> TalkingSet:
+    """The registered train and test tracks: the generated face set of ``size`` (``data_dir``
+    None; test identities and voices held out) or the LRW / VoxCeleb2 videos in ``data_dir``
+    (train: LRW's train, VoxCeleb2's dev split; test: their test split), up to ``max_train`` /
+    ``max_test`` clips spread over people (VoxCeleb2) or words (LRW). Videos in which no face
+    is found are skipped with a warning; :class:`~voicebook.faces_prep.NoFaceError` if no video
+    of a split has one, :class:`~voicebook.checks.CorpusError` if the folder is not a video
+    corpus or lacks a split."""
+    if data_dir is None:
+        from .data.faces import load_faces
+
+        faces = load_faces(size=size, seed=seed)
+        canon = generated_canonical_points()
+        train = [from_generated(c, canon) for c in faces.split("train")][:max_train]
+        test = [from_generated(c, canon) for c in faces.split("test")][:max_test]
+        return TalkingSet(train, test, canon, "generated", faces, [])
+    from .data.videos import load_videos
+
+    videos = load_videos(data_dir)
+    train_split = "train" if videos.corpus == "lrw" else "dev"
+    for need in (train_split, "test"):
+        if need not in videos.splits:
+            raise CorpusError(f"{videos.root}: this {videos.corpus} folder has no {need!r} split (it has "
+                              f"{videos.splits}); chapter 5 trains on {train_split!r} and tests on 'test'")
+    key = (lambda v: v.word) if videos.corpus == "lrw" else (lambda v: v.speaker)
+    skipped: list[str] = []
+    sets = {}
+    for split, cap in ((train_split, max_train), ("test", max_test)):
+        clips = []
+        for item in _round_robin(videos.split(split), key, None):
+            if cap is not None and len(clips) >= cap:
+                break
+            try:
+                clips.append(from_video(item, fp.CANONICAL_112, fps, sr))
+            except fp.NoFaceError as err:
+                skipped.append(str(item.path))
+                warnings.warn(f"skipping {item.path}: {err}", stacklevel=2)
+        if not clips:
+            raise fp.NoFaceError(f"{videos.root}: no face found in any {split!r} video of this {videos.corpus} "
+                                 f"folder ({len(skipped)} tried, e.g. {skipped[:2]}); faces must be frontal with "
+                                 f"both eyes visible (OpenCV Haar cascades)")
+        sets[split] = clips
+    return TalkingSet(sets[train_split], sets["test"], fp.CANONICAL_112.copy(), videos.corpus, videos, skipped)
+
+
+# ----------------------------------------------------------------------------- Speech2Vid's examples (3.2, Fig. 7)
+
+def _rng(seed: int, i: int) -> np.random.Generator:
+    return np.random.default_rng([int(seed) % 2 ** 63, int(i)])
+
+
+def _chw(img: np.ndarray) -> torch.Tensor:
+    return torch.from_numpy(np.ascontiguousarray(img.transpose(2, 0, 1)))
+
+
+class _Frames(Dataset):
+    """Every frame of a list of clips, indexed ``i % total``; ``repeats`` epochs' worth of items."""
+
+    def __init__(self, clips: Sequence[TalkingClip], repeats: int = 1):
+        self.clips = [c for c in clips if c.n_frames > 0]
+        if not self.clips:
+            raise ValueError(f"{type(self).__name__}: no clips with frames")
+        self.offsets = np.cumsum([0] + [c.n_frames for c in self.clips])
+        self.total = int(self.offsets[-1])
+        self.repeats = max(int(repeats), 1)
+
+    def __len__(self) -> int:
+        return self.total * self.repeats
+
+    def locate(self, i: int) -> tuple[int, int]:
+        """Item ``i`` -> (clip index, frame index)."""
+        if not 0 <= i < len(self):
+            raise IndexError(f"{type(self).__name__}: index {i} out of range 0..{len(self) - 1}")
+        g = i % self.total
+        k = int(np.searchsorted(self.offsets, g, side="right") - 1)
+        return k, g - int(self.offsets[k])
+
+
+class TalkingFaceFrames(_Frames):
+    """Speech2Vid's training examples (3.2 "Training protocol", Fig. 7; 4.2 for five stills).
+
+    Item ``i`` is frame ``t`` of clip ``k`` (every frame once per ``len(clips frames)`` items,
+    ``repeats`` times over): ``(window (1, 12, 35) float32, stills (3 n_stills, 112, 112) uint8,
+    target (3, 112, 112) uint8)``, the target being the middle frame of the audio window and
+    the stills ``n_stills`` distinct frames of the *same* clip drawn from times at least
+    ``min_gap`` frames from ``t`` (both sides; in a clip too short for that, its frames farthest
+    from ``t``). Which stills: a pure function of ``(seed, i)``. Batch with the default collate;
+    train with :func:`talking_face_loss`.
+    """
+
+    def __init__(self, clips: Sequence[TalkingClip], n_stills: int = 1, min_gap: int = 12, seed: int = 0,
+                 repeats: int = 1):
+        super().__init__(clips, repeats)
+        if n_stills < 1:
+            raise ValueError(f"TalkingFaceFrames: n_stills must be >= 1, got {n_stills}")
+        self.n_stills, self.min_gap, self.seed = int(n_stills), int(min_gap), int(seed)
+
+    def still_times(self, i: int) -> tuple[int, int, np.ndarray]:
+        """Item ``i`` -> ``(clip index, target frame t, still frames (n_stills,))``."""
+        k, t = self.locate(i)
+        n = self.clips[k].n_frames
+        dist = np.abs(np.arange(n) - t)
+        far = np.flatnonzero(dist >= self.min_gap)
+        if len(far) < self.n_stills:                          # short clip: the farthest frames instead
+            far = np.argsort(-dist, kind="stable")[:max(self.n_stills, len(far))]
+        rng = _rng(self.seed, i)
+        return k, t, rng.choice(far, self.n_stills, replace=len(far) < self.n_stills)
+
+    def __getitem__(self, i: int):
+        k, t, stills = self.still_times(i)
+        clip = self.clips[k]
+        images = torch.from_numpy(clip.frames[stills]).permute(0, 3, 1, 2)          # (n, 3, 112, 112)
+        return clip.windows[t].float(), images.reshape(-1, *images.shape[2:]).contiguous(), _chw(clip.frames[t])
+
+
+def talking_face_loss(model: nn.Module, batch) -> torch.Tensor:
+    """Eq. (1) (:func:`~voicebook.models.speech2vid.speech2vid_loss`) on a
+    :class:`TalkingFaceFrames` batch, its uint8 images turned into [0, 1] floats on the device
+    (four times less to copy there than floats)."""
+    windows, stills, target = batch
+    return speech2vid_loss(model, (windows, stills.float() / 255.0, target.float() / 255.0))
+
+
+# ----------------------------------------------------------------------------- the identity encoder's pre-training
+
+class IdentityFrames(_Frames):
+    """Registered frames labelled with who they show: item ``i`` -> ``(frame (3, 112, 112) uint8,
+    label int64)``, labels indexing :attr:`identities` (sorted)."""
+
+    def __init__(self, clips: Sequence[TalkingClip], repeats: int = 1):
+        super().__init__(clips, repeats)
+        self.identities = sorted({c.identity for c in self.clips})
+        self._label = [self.identities.index(c.identity) for c in self.clips]
+
+    def __getitem__(self, i: int):
+        k, t = self.locate(i)
+        return _chw(self.clips[k].frames[t]), torch.tensor(self._label[k])
+
+
+class IdentityClassifier(nn.Module):
+    """The identity encoder (one still) with a linear layer on its 256-d fc7: logits over
+    ``n_classes`` identities. Stands in for the VGG-M face recogniser of 3.2."""
+
+    def __init__(self, n_classes: int, width: float = 1.0, embed: int = 256):
+        super().__init__()
+        self.encoder = IdentityEncoder(1, width, embed)
+        self.head = nn.Linear(embed, n_classes)
+
+    def forward(self, images: torch.Tensor) -> torch.Tensor:
+        x = images.float() / 255.0 if images.dtype == torch.uint8 else images
+        return self.head(self.encoder(x).fc7)
+
+
+def identity_loss(model: nn.Module, batch):
+    """``loss_fn`` for :func:`voicebook.train.fit` on :class:`IdentityFrames`: cross-entropy,
+    and the batch accuracy logged."""
+    images, labels = batch
+    logits = model(images)
+    return F.cross_entropy(logits.float(), labels), {"accuracy": (logits.argmax(1) == labels).float().mean()}
+
+
+_CONV = ("conv1.", "conv2.", "conv3.", "conv45.")
+
+
+def transfer_identity_conv(model: Speech2Vid, encoder: IdentityEncoder) -> list[str]:
+    """Start ``model``'s identity encoder from a pre-trained one (3.2: "Only the weights of the
+    convolutional layers are used ... the fully-connected layers are reinitialized"): conv1-5
+    and their batch norms copied, fc6-fc7 left as they are. For ``n_stills`` > 1 conv1's
+    filters are repeated over the stills and divided by their number, so ``n`` copies of one
+    still give the pre-trained conv1 response. -> the names of the copied tensors."""
+    mine, theirs = model.identity_encoder.state_dict(), encoder.state_dict()
+    copied = []
+    for name, value in theirs.items():
+        if not name.startswith(_CONV):
+            continue
+        if name not in mine:
+            raise ValueError(f"transfer_identity_conv: the pre-trained encoder has {name}, the model has not")
+        target = mine[name]
+        if value.shape != target.shape:
+            n = target.shape[1] // value.shape[1] if value.ndim == 4 else 0
+            if value.ndim == 4 and value.shape[1] * n == target.shape[1] and value.shape[0] == target.shape[0] \
+                    and value.shape[2:] == target.shape[2:]:
+                value = value.repeat(1, n, 1, 1) / n                     # conv1 over n stills
+            else:
+                raise ValueError(f"transfer_identity_conv: {name} is {tuple(value.shape)} in the pre-trained "
+                                 f"encoder but {tuple(target.shape)} in the model (same width needed)")
+        mine[name] = value.clone()
+        copied.append(name)
+    model.identity_encoder.load_state_dict(mine)
+    return copied
+
+
+# ----------------------------------------------------------------------------- the deblurring CNN's examples (3.3)
+
+class BlurredFaces(_Frames):
+    """The deblurring CNN's training pairs (3.3, Fig. 9): item ``i`` -> ``(blurred, sharp)``, both
+    float ``(3, crop, crop)`` in [0, 1]: a registered frame blurred by
+    :func:`~voicebook.models.speech2vid.blur` and the original, the same random ``crop`` of
+    each (the CNN is fully convolutional; ``crop`` None keeps the whole frame). Pure function of
+    ``(seed, i)``."""
+
+    def __init__(self, clips: Sequence[TalkingClip], crop: int | None = 48, seed: int = 0, repeats: int = 1):
+        super().__init__(clips, repeats)
+        self.crop, self.seed = crop, int(seed)
+
+    MARGIN = 10        # >= half of blur()'s largest kernel (19 x 19 at its defaults)
+
+    def __getitem__(self, i: int):
+        k, t = self.locate(i)
+        rng = _rng(self.seed, i)
+        image = _chw(self.clips[k].frames[t])
+        h, w = image.shape[-2:]
+        c = h if self.crop is None else min(int(self.crop), h, w)
+        y, x = int(rng.integers(0, h - c + 1)), int(rng.integers(0, w - c + 1))
+        # blur the crop with a margin of real pixels around it (as blurring the whole frame
+        # would, but cheaper), then keep the crop
+        y0, x0 = max(y - self.MARGIN, 0), max(x - self.MARGIN, 0)
+        region = image[:, y0:min(y + c + self.MARGIN, h), x0:min(x + c + self.MARGIN, w)].float()[None] / 255.0
+        blurred = blur(region, rng)[0].clamp(0, 1)
+        sl = (slice(None), slice(y - y0, y - y0 + c), slice(x - x0, x - x0 + c))
+        return blurred[sl].contiguous(), region[0][sl].contiguous()
+
+
+# ----------------------------------------------------------------------------- test time
+
+def spread_stills(clip: TalkingClip, n: int) -> np.ndarray:
+    """``n`` registered frames spread evenly over ``clip`` (not its first or last) -> ``(n, 112,
+    112, 3)`` uint8: the identity stills of a test face."""
+    idx = np.linspace(0, clip.n_frames - 1, n + 2)[1:-1].round().astype(int) if n > 1 else [clip.n_frames // 2]
+    return clip.frames[np.asarray(idx)]
+
+
+#: What :func:`score_video` returns, with "higher is better" per key.
+SCORES = {"l1_face": False, "psnr_face": True, "ssim_face": True, "l1_mouth": False, "psnr_mouth": True,
+          "ssim_mouth": True, "sharpness": True, "lip_sync": True, "offset": None}
+
+
+def score_video(generated, true, mouth_points, opening=None, max_offset: int = 10) -> dict:
+    """A generated video ``(T, h, w, 3)`` (float in [0, 1] or uint8) against the true registered
+    frames ``true`` (same shape): L1 (mean absolute error, [0, 1] scale), PSNR (dB) and SSIM on
+    the whole face and on the mouth (the :func:`~voicebook.face_metrics.mouth_box` of
+    ``mouth_points``), the generated frames' sharpness, the lip-sync correlation of the generated
+    mouth's opening (the pixel measure :func:`~voicebook.face_metrics.mouth_edges`) with the true
+    one (``opening``, e.g. the landmarks' inner-lip gap; default the same pixel measure on
+    ``true``) and the sync offset in frames (:func:`~voicebook.face_metrics.sync_offset`: 0 is
+    in sync; searched over ``max_offset``)."""
+    def unit(x):
+        x = np.asarray(x)
+        return x.astype(np.float32) / 255.0 if x.dtype == np.uint8 else x.astype(np.float32)
+
+    gen, ref = unit(generated), unit(true)
+    if gen.shape != ref.shape:
+        raise ValueError(f"score_video: generated {gen.shape} and true {ref.shape} frames differ in shape")
+    g_mouth, r_mouth = fm.mouth_crop(gen, mouth_points), fm.mouth_crop(ref, mouth_points)
+    truth = fm.mouth_edges(ref, mouth_points) if opening is None else np.asarray(opening, np.float64)
+    mine = fm.mouth_edges(gen, mouth_points)
+    k = int(min(max_offset, len(gen) - 3))
+    offset = fm.sync_offset(mine, truth, max_offset=k)[0] if k >= 1 else 0
+    return {"l1_face": float(np.abs(gen - ref).mean()), "psnr_face": fm.psnr(ref, gen), "ssim_face": fm.ssim(ref, gen),
+            "l1_mouth": float(np.abs(g_mouth - r_mouth).mean()), "psnr_mouth": fm.psnr(r_mouth, g_mouth),
+            "ssim_mouth": fm.ssim(r_mouth, g_mouth), "sharpness": fm.sharpness(gen),
+            "lip_sync": fm.lip_sync_correlation(mine, truth), "offset": int(offset)}
