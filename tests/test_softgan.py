@@ -173,7 +173,10 @@ def test_the_generator_step_reaches_only_the_generators(system):
 
 def test_the_adversarial_gradient_reaches_the_generators_through_the_frozen_discriminators():
     """Adversarial term only (no cycle, identity or energy): if D's score of the fake were
-    detached, the generators would get no gradient at all."""
+    detached, the generators would get no gradient at all. Every *weight* is checked: the
+    bias of G's last layer shifts the whole output, which D's first instance norm removes, so
+    its adversarial gradient is zero analytically (rounding made it 0 or 1e-9 by the draw)."""
+    torch.manual_seed(0)
     for soft in (True, False):
         recipe = S.Recipe(soft=soft, energy=False, lambda_cyc=0.0, lambda_id=0.0)
         model = S.CycleGAN(recipe, width=W)
@@ -181,7 +184,7 @@ def test_the_adversarial_gradient_reaches_the_generators_through_the_frozen_disc
         with S.frozen(model.d_x, model.d_y):
             loss, _ = S.generator_loss(model, x, y, model.g_xy(x), model.g_yx(y), recipe)
             loss.sum().backward()
-        assert all(p.grad is not None and p.grad.abs().sum() > 0 for p in model.generators())
+        assert all(p.grad is not None and p.grad.abs().sum() > 0 for p in model.generators() if p.ndim > 1)
         assert all(p.grad is None for p in model.discriminators())
 
 
