@@ -34,7 +34,7 @@ def test_teacher_trains_labels_and_is_scored(tiny_songs):
 
 def test_filter_keeps_the_cleanest_songs(tiny_songs):
     _, ss = tiny_songs
-    vads = SEP.voice_activity_detectors([s.stems() for s in ss.split("labelled")], steps=150, seconds=2.0,
+    vads = SEP.voice_activity_detectors([s.stems() for s in ss.split("labelled")], steps=150, seconds=1.0,
                                         batch_size=4, lr=3e-3, channels=8, hidden=16, progress=False,
                                         device="cpu", log_every=20)
     # clean stems (the two labelled songs) first, then the two bleeding karaoke songs; with two
