@@ -21,7 +21,7 @@ from voicebook.checks import CorpusError
 from voicebook.data import damp, musdb18, songs, tracks
 
 SR, MUSDB_SR = 16000, 44100
-FFMPEG = tracks.ffmpeg_exe()
+FFMPEG = tracks.ffmpeg_exe(required=False)
 needs_ffmpeg = pytest.mark.skipif(FFMPEG is None, reason="no ffmpeg (imageio-ffmpeg ships one)")
 #: MUSDB fixture: subset, track name, vocal frequency (Hz).
 TRACKS = [("train", "Artist A - First Song", 440.0), ("train", "Artist B - Second Song", 523.0),
@@ -300,7 +300,7 @@ def test_corrupt_m4a_is_named_when_decoded(tmp_path):
 
 
 def test_aac_without_ffmpeg_says_what_to_do(tmp_path, monkeypatch):
-    monkeypatch.setattr(tracks, "ffmpeg_exe", lambda: "ffmpeg")     # reading needs one, decoding is later
+    monkeypatch.setattr(tracks, "ffmpeg_exe", lambda required=True: "ffmpeg")     # reading needs one, decoding is later
     (tmp_path / "musdb" / "test").mkdir(parents=True)
     (tmp_path / "musdb" / "test" / "Artist - Song.stem.mp4").write_bytes(b"\x00" * 64)
     (song,) = musdb18.read_musdb18(tmp_path / "musdb")
@@ -310,7 +310,7 @@ def test_aac_without_ffmpeg_says_what_to_do(tmp_path, monkeypatch):
     sf.write(perf / "vocal.ogg", _sine(300.0, 0.5, SR, 0.3), SR, format="OGG", subtype="VORBIS")
     (perf / "background.m4a").write_bytes(b"\x00" * 64)
     damp.read_damp(tmp_path / "damp")
-    monkeypatch.setattr(tracks, "ffmpeg_exe", lambda: None)
+    monkeypatch.setattr(tracks, "ffmpeg_exe", lambda required=True: None)
     no_ffmpeg = r"soundfile cannot read .* files and no ffmpeg was found: install ffmpeg .*imageio-ffmpeg"
     with pytest.raises(CorpusError, match=rf"Song\.stem\.mp4: {no_ffmpeg}.*MUSDB18-HQ's wav layout"):
         musdb18.read_musdb18(tmp_path / "musdb")                 # said when read, and again if decoded

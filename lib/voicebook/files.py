@@ -1,4 +1,5 @@
-"""Atomic file writes and checksums, shared by checkpoints, caches and results.
+"""Atomic file writes and checksums, shared by checkpoints, caches and results; and the one
+place that finds the ffmpeg binary (:func:`ffmpeg_exe`) for media soundfile cannot read or write.
 
 A file is written to a temporary name in the same folder, flushed to disk and renamed over
 the destination, so a reader sees either the old file or the whole new one, never a torn one.
@@ -9,6 +10,7 @@ from __future__ import annotations
 import hashlib
 import json
 import os
+import shutil
 import tempfile
 from contextlib import contextmanager
 from pathlib import Path
@@ -59,3 +61,19 @@ def sha256(path: str | os.PathLike, chunk: int = 1 << 20) -> str:
         while block := f.read(chunk):
             h.update(block)
     return h.hexdigest()
+
+
+def ffmpeg_exe(required: bool = True) -> str | None:
+    """Path of an ffmpeg binary: the one the ``imageio-ffmpeg`` wheel ships (a voicebook
+    dependency; ``$IMAGEIO_FFMPEG_EXE`` overrides it), else one on ``PATH``. With none: a
+    RuntimeError saying what to install, or None if not ``required``."""
+    try:
+        import imageio_ffmpeg
+
+        return imageio_ffmpeg.get_ffmpeg_exe()
+    except (ImportError, RuntimeError):
+        exe = shutil.which("ffmpeg")
+    if exe is None and required:
+        raise RuntimeError("no ffmpeg found: install imageio-ffmpeg (a voicebook dependency ships one) "
+                           "or put ffmpeg on PATH")
+    return exe

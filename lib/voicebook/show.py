@@ -23,6 +23,7 @@ import torch
 from IPython.display import HTML
 
 from .checks import AudioError, check_wave
+from .files import ffmpeg_exe
 
 
 def _numpy(wav) -> np.ndarray:
@@ -154,11 +155,6 @@ def spectrograms(clips: dict, sr: int, n_fft: int = 1024, hop: int = 256, n_mels
     return fig
 
 
-def _ffmpeg() -> str:
-    import imageio_ffmpeg
-    return imageio_ffmpeg.get_ffmpeg_exe()
-
-
 def video_bytes(frames, fps: float, wav=None, sr: int | None = None) -> bytes:
     """Encode ``(frames, height, width, 3)`` uint8 RGB frames (and a mono clip) as H.264/AAC MP4.
 
@@ -174,7 +170,7 @@ def video_bytes(frames, fps: float, wav=None, sr: int | None = None) -> bytes:
     t, h, w, _ = frames.shape
     with tempfile.TemporaryDirectory() as tmp:
         out = Path(tmp) / "video.mp4"
-        cmd = [_ffmpeg(), "-y", "-loglevel", "error", "-f", "rawvideo", "-pix_fmt", "rgb24",
+        cmd = [ffmpeg_exe(), "-y", "-loglevel", "error", "-f", "rawvideo", "-pix_fmt", "rgb24",
                "-s", f"{w}x{h}", "-r", str(fps), "-i", "-"]
         if wav is not None:
             (Path(tmp) / "a.wav").write_bytes(wav_bytes(wav, sr, normalise=False))

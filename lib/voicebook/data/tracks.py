@@ -10,7 +10,6 @@ is a :class:`~voicebook.checks.CorpusError` that names the file.
 
 from __future__ import annotations
 
-import shutil
 import subprocess
 import tempfile
 from pathlib import Path
@@ -20,6 +19,7 @@ import soundfile as sf
 
 from .. import audio
 from ..checks import AudioError, CorpusError
+from ..files import ffmpeg_exe
 from .songs import SR
 
 __all__ = ["FFMPEG_SUFFIXES", "ffmpeg_exe", "need_ffmpeg", "probe", "read_mono", "decode_mono", "song_stems"]
@@ -30,20 +30,9 @@ _INSTALL = ("install ffmpeg (pip install imageio-ffmpeg, a voicebook dependency,
             "on PATH), or convert the file to wav or flac")
 
 
-def ffmpeg_exe() -> str | None:
-    """Path of an ffmpeg binary: imageio-ffmpeg's (or ``$IMAGEIO_FFMPEG_EXE``), else one on ``PATH``;
-    None if there is neither."""
-    try:
-        import imageio_ffmpeg
-
-        return imageio_ffmpeg.get_ffmpeg_exe()
-    except (ImportError, RuntimeError):
-        return shutil.which("ffmpeg")
-
-
 def need_ffmpeg(path: Path) -> str:
     """The ffmpeg binary that will decode ``path``; :class:`CorpusError` saying what to do if none."""
-    exe = ffmpeg_exe()
+    exe = ffmpeg_exe(required=False)
     if exe is None:
         raise CorpusError(f"{path}: soundfile cannot read {Path(path).suffix} files and no ffmpeg was found: {_INSTALL}")
     return exe

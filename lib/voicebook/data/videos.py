@@ -29,6 +29,7 @@ from typing import NamedTuple
 import numpy as np
 
 from ..checks import AudioError, CorpusError
+from ..files import ffmpeg_exe
 
 __all__ = ["LRW_LAYOUT", "VOXCELEB2_LAYOUT", "Video", "VideoItem", "VideoSet", "ffmpeg", "read_video",
            "read_lrw", "read_voxceleb2", "load_videos"]
@@ -49,10 +50,8 @@ class Video(NamedTuple):
 
 
 def ffmpeg() -> str:
-    """Path of the ffmpeg binary shipped in the ``imageio-ffmpeg`` wheel."""
-    import imageio_ffmpeg
-
-    return imageio_ffmpeg.get_ffmpeg_exe()
+    """Path of the ffmpeg binary (:func:`voicebook.files.ffmpeg_exe`: imageio-ffmpeg's)."""
+    return ffmpeg_exe()
 
 
 def _run(args: list[str], path: Path, what: str) -> tuple[bytes, str]:
