@@ -3,8 +3,8 @@
 1. :func:`train_separator`: a PoCoNet on augmented windows of labelled stems (eq. 3's loss);
 2. :func:`pseudo_label`: the teacher labels each karaoke song: vocals inferred from its vocal
    track, accompaniment from its backing track (section 2.1);
-3. :func:`voice_activity_detectors` + :func:`filter_pseudo_labels`: the VADs of 2.1.1 keep the
-   self-labelled songs with the fewest poor-quality frames;
+3. :func:`voice_activity_detectors`, :func:`poor_fractions` and :func:`filter_pseudo_labels`:
+   the VADs of 2.1.1 keep the self-labelled songs with the fewest poor-quality frames;
 4. a student trains on labelled and kept pseudo-labelled stems (:func:`train_separator` again);
 5. :func:`evaluate`: SDR of section 4.1 on the test songs (median over 1-s windows, then over
    songs) for vocals and accompaniment.
@@ -27,7 +27,7 @@ from .models.poconet import PoCoNet, separate
 from .train import fit
 
 __all__ = ["segments", "train_separator", "separate_long", "pseudo_label", "voice_activity_detectors",
-           "filter_pseudo_labels", "evaluate"]
+           "poor_fractions", "filter_pseudo_labels", "evaluate"]
 
 
 def segments(stems, sr: int = 16000, seconds: float = 30.0) -> list[np.ndarray]:
@@ -104,15 +104,21 @@ def voice_activity_detectors(stems: Sequence, *, steps: int, seconds: float = 4.
     return tuple(models)
 
 
+def poor_fractions(vads, songs: Sequence, *, threshold: float = 0.2) -> np.ndarray:
+    """Section 2.1.1: each song's share of poor-quality frames (:func:`voicebook.models.vad.poor_frames`)
+    with ``vads = (voice VAD, accompaniment VAD)``; songs are ``(2, samples)`` stems ->
+    ``(songs,)`` fractions."""
+    voice_vad, acc_vad = vads
+    dev = next(voice_vad.parameters()).device
+    return np.array([float(vad.poor_frames(voice_vad, acc_vad, torch.as_tensor(p[0], device=dev)[None],
+                                           torch.as_tensor(p[1], device=dev)[None], threshold=threshold)[0])
+                     for p in songs])
+
+
 def filter_pseudo_labels(vads, pseudo: Sequence, *, top: float, threshold: float = 0.2) -> tuple[list[int], np.ndarray]:
     """Section 2.1.1: the poor-frame fraction of each self-labelled song, and the indices of
     the ``top`` share with the fewest, best first. -> ``(kept indices, fractions)``."""
-    voice_vad, acc_vad = vads
-    dev = next(voice_vad.parameters()).device
-    fractions = np.array([float(vad.poor_frames(voice_vad, acc_vad,
-                                                torch.as_tensor(p[0], device=dev)[None],
-                                                torch.as_tensor(p[1], device=dev)[None], threshold=threshold)[0])
-                          for p in pseudo])
+    fractions = poor_fractions(vads, pseudo, threshold=threshold)
     return vad.keep_best(fractions, top).tolist(), fractions
 
 
