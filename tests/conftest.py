@@ -35,6 +35,19 @@ def tiny_songs(tmp_path_factory):
 
 
 @pytest.fixture(scope="session")
+def tiny_vads(tiny_songs):
+    """The two activity detectors of section 2.1.1 (``separation.voice_activity_detectors``),
+    small, trained 80 steps on the two labelled tiny songs, whole 4-s songs per window; shared
+    by test_vad.py and test_separation.py (the training is the slow part of both)."""
+    from voicebook import separation
+
+    _, ss = tiny_songs
+    return separation.voice_activity_detectors([s.stems() for s in ss.split("labelled")], steps=80, seconds=4.0,
+                                               batch_size=2, lr=3e-3, channels=8, hidden=16, progress=False,
+                                               device="cpu", log_every=10)
+
+
+@pytest.fixture(scope="session")
 def chapter05(tmp_path_factory):
     """Chapter 5 executed at preset=smoke, seed 0 -> ``(its folder, its metrics)`` (used by
     test_chapter05.py and by the book test in test_chapters.py)."""
