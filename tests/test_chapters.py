@@ -246,17 +246,17 @@ def test_multilingual_tts_chapter_metrics(chapter03):
     fig2 = m["fig2_dev_mse"]
     assert set(fig2) == {"baseline", "MLMS rand", "MLMS 1-hot (init)", "MLMS 1-hot (fixed)"}
     for row in fig2.values():
-        assert set(row) == languages and all(0.2 < v < 1.5 for v in row.values())   # measured 0.50-1.12
+        assert set(row) == languages and all(0.2 < v < 1.5 for v in row.values())   # measured 0.5-1.1
     mean = {k: sum(v.values()) / 6 for k, v in fig2.items()}
-    assert mean["MLMS rand"] < 0.85 and mean["baseline"] < 1.0                # measured 0.71 and 0.80
+    assert mean["MLMS rand"] < 0.85 and mean["baseline"] < 1.0                # measured 0.76 and 0.77
     for speaker_scores in m["objective"].values():
         for s in speaker_scores.values():
-            assert 5 < s["mcd_db"] < 16 and s["f0_rmse_hz"] < 80 and s["vuv_error"] < 0.5   # MCD 8.6-13.2
+            assert 5 < s["mcd_db"] < 16 and s["f0_rmse_hz"] < 80 and s["vuv_error"] < 0.5   # MCD 9-13
     fig3 = m["fig3_dev_mse"]
     assert set(fig3) == {f"{lang} n={n}" for lang in ("pl", "pt-br") for n in (1, 2, 4)}
     for key, row in fig3.items():
         assert set(row) == {"v1", "v2", "v3", "v4", "baseline"} and all(0.3 < v < 1.6 for v in row.values())
-        assert row["v3"] < row["baseline"], key                               # measured 10-18 % lower
+        assert row["v3"] < row["baseline"], key                               # measured 4-14 % lower
     codes = m["codes"]["rand"]                       # six trained codes, and the two adapted (v4) ones
     assert set(codes) == languages | {"pl (adapted v4)", "pt-br (adapted v4)"}
     assert all(len(c) == len(codes["en-us"]) for c in codes.values()) and len(m["verdicts"]) == 4
