@@ -290,7 +290,9 @@ def test_separation_chapter_metrics(chapter04):
 
 def test_separation_chapter_resumes_to_the_same_numbers(chapter04):
     """A rerun in the same folder loads every checkpoint (teachers, detectors, students) and
-    scores exactly what the first run did."""
+    gets exactly the first run's numbers; the pseudo-labels and test scores come from the
+    caches keyed by each loaded model's weights, so a checkpoint that loaded wrong would be
+    separated and scored afresh (and differ)."""
     out, first = chapter04
     again = run_chapter(ROOT / "notebooks" / "04_singing_voice_separation.md", out, preset="smoke", seed=0)
     assert again["table1"] == first["table1"] and again["table2"] == first["table2"]

@@ -32,6 +32,33 @@ def test_teacher_trains_labels_and_is_scored(tiny_songs):
     assert set(scores) == {"vocals", "accompaniment"} and all(math.isfinite(v) for v in scores.values())
 
 
+def test_pseudo_labels_and_scores_are_cached_per_model_and_songs(tiny_songs, tmp_path, monkeypatch):
+    """With ``cache_dir`` a second call with the same weights and songs separates nothing and
+    returns exactly the first result; other weights get their own entry; a damaged entry is
+    computed again."""
+    _, ss = tiny_songs
+    karaoke, test = [s.stems() for s in ss.split("karaoke")], [s.stems() for s in ss.split("test")]
+    net = _tiny_net().eval()
+    first = SEP.pseudo_label(net, karaoke, chunk_s=2.0, cache_dir=tmp_path)
+    sdr = SEP.evaluate(net, test, cache_dir=tmp_path)
+    assert len(list(tmp_path.glob("pseudo-*.npz"))) == 1 and len(list(tmp_path.glob("sdr-*.json"))) == 1
+
+    real = SEP.separate_long
+    monkeypatch.setattr(SEP, "separate_long", lambda *a, **k: pytest.fail("separated again"))
+    again = SEP.pseudo_label(net, karaoke, chunk_s=2.0, cache_dir=tmp_path)
+    assert all(np.array_equal(a, b) for a, b in zip(first, again)) and SEP.evaluate(net, test, cache_dir=tmp_path) == sdr
+
+    monkeypatch.setattr(SEP, "separate_long", real)
+    with torch.no_grad():
+        next(net.parameters()).add_(0.01)                      # other weights: a new entry
+    SEP.pseudo_label(net, karaoke, chunk_s=2.0, cache_dir=tmp_path)
+    assert len(list(tmp_path.glob("pseudo-*.npz"))) == 2
+    for f in tmp_path.glob("pseudo-*.npz"):
+        f.write_bytes(b"not a zip")                            # damaged: labelled again
+    relabelled = SEP.pseudo_label(net, karaoke, chunk_s=2.0, cache_dir=tmp_path)
+    assert len(relabelled) == 2 and all(p.shape == k.shape for p, k in zip(relabelled, karaoke))
+
+
 def test_filter_keeps_the_cleanest_songs(tiny_songs, tiny_vads):
     """Detectors from ``SEP.voice_activity_detectors`` (conftest.tiny_vads) keep the clean songs
     of a candidate list and drop the bleeding karaoke songs at top 50 %."""

@@ -9,17 +9,24 @@
 5. :func:`evaluate`: SDR of section 4.1 on the test songs (median over 1-s windows, then over
    songs) for vocals and accompaniment.
 
-Stems are ``(2, samples)`` arrays (vocals, accompaniment) at 16 kHz.
+Stems are ``(2, samples)`` arrays (vocals, accompaniment) at 16 kHz. With ``cache_dir``,
+:func:`pseudo_label` and :func:`evaluate` keep their results on disk (written atomically) under
+a digest of the model's weights and the songs, so a resumed run does not separate again what
+a finished checkpoint already separated; other weights or songs get a new entry.
 """
 
 from __future__ import annotations
 
+import hashlib
+import json
+import zipfile
+from pathlib import Path
 from typing import Sequence
 
 import numpy as np
 import torch
 
-from . import losses
+from . import files, losses
 from .data.augment import Augment, SeparationCrops
 from .metrics import song_sdr
 from .models import vad
@@ -68,15 +75,37 @@ def separate_long(model: PoCoNet, wav, *, chunk_s: float = 30.0, sr: int = 16000
     return torch.cat(out, dim=-1).cpu().numpy()
 
 
-def pseudo_label(teacher: PoCoNet, karaoke_stems: Sequence, **kw) -> list[np.ndarray]:
+def _digest(model: torch.nn.Module, songs: Sequence, **kw) -> str:
+    """sha256 (16 hex digits) of a model's weights, the songs' samples and the keyword settings."""
+    h = hashlib.sha256(json.dumps(kw, sort_keys=True, default=str).encode())
+    for name, t in model.state_dict().items():
+        h.update(name.encode())
+        h.update(t.detach().cpu().contiguous().reshape(-1).view(torch.uint8).numpy().tobytes())
+    for st in songs:
+        h.update(np.ascontiguousarray(st, dtype=np.float32).tobytes())
+    return h.hexdigest()[:16]
+
+
+def pseudo_label(teacher: PoCoNet, karaoke_stems: Sequence, *, cache_dir=None, **kw) -> list[np.ndarray]:
     """Section 2.1: for each karaoke song ``(vocal track, backing track)``, the teacher's vocals
-    of the vocal track and its accompaniment of the backing track -> new ``(2, samples)`` stems."""
+    of the vocal track and its accompaniment of the backing track -> new ``(2, samples)`` stems.
+    ``cache_dir``: keep them there (one ``.npz`` per teacher and song set), reuse on a rerun."""
+    path = None if cache_dir is None else Path(cache_dir) / f"pseudo-{_digest(teacher, karaoke_stems, **kw)}.npz"
+    if path is not None and path.exists():
+        try:
+            with np.load(path) as z:
+                return [z[f"song{i}"] for i in range(len(karaoke_stems))]
+        except (OSError, ValueError, KeyError, zipfile.BadZipFile):
+            pass                                  # damaged (not by us: writes are atomic): label again
     out = []
     for st in karaoke_stems:
         st = np.asarray(st)
         vocals = separate_long(teacher, st[0], **kw)[0]
         acc = separate_long(teacher, st[1], **kw)[1]
         out.append(np.stack([vocals, acc]).astype(np.float32))
+    if path is not None:
+        with files.atomic_path(path) as tmp:
+            np.savez(tmp, **{f"song{i}": x for i, x in enumerate(out)})
     return out
 
 
@@ -122,12 +151,22 @@ def filter_pseudo_labels(vads, pseudo: Sequence, *, top: float, threshold: float
     return vad.keep_best(fractions, top).tolist(), fractions
 
 
-def evaluate(model: PoCoNet, test_stems: Sequence, *, sr: int = 16000) -> dict[str, float]:
+def evaluate(model: PoCoNet, test_stems: Sequence, *, sr: int = 16000, cache_dir=None) -> dict[str, float]:
     """Section 4.1: each test song's mixture separated, SDR per 1-s window, median per song,
-    median over songs -> ``{"vocals": dB, "accompaniment": dB}``."""
+    median over songs -> ``{"vocals": dB, "accompaniment": dB}``. ``cache_dir``: keep the
+    scores there (one ``.json`` per model and test set), reuse on a rerun."""
+    path = None if cache_dir is None else Path(cache_dir) / f"sdr-{_digest(model, test_stems, sr=sr)}.json"
+    if path is not None and path.exists():
+        try:
+            return {k: float(v) for k, v in json.loads(path.read_text()).items()}
+        except (OSError, ValueError, AttributeError):
+            pass                                  # damaged: score again
     per_song = []
     for st in test_stems:
         st = np.asarray(st, dtype=np.float64)
         per_song.append(song_sdr(st, separate_long(model, st.sum(0), sr=sr), sr))
     med = np.nanmedian(np.array(per_song), axis=0)
-    return {"vocals": float(med[0]), "accompaniment": float(med[1])}
+    scores = {"vocals": float(med[0]), "accompaniment": float(med[1])}
+    if path is not None:
+        files.atomic_write_json(path, scores)
+    return scores
