@@ -31,6 +31,15 @@ def test_overrides_replace_settings_and_get_their_own_checkpoint_folder():
     assert tag.startswith("smoke-") and tag != preset_tag("smoke", {key: 2}) and tag == preset_tag("smoke", {key: 1})
 
 
+def test_overrides_given_as_lists_get_the_presets_tuples_back():
+    """papermill passes JSON: tuples arrive as lists; pick_preset restores them where the preset has them."""
+    table = {"smoke": {"necks": [(2, 32), (32, 8)], "ablation": (32, 8), "steps": (60, 40), "names": ["a"], "lr": 1e-3}}
+    got = pick_preset("smoke", table, json.loads(json.dumps(
+        {"necks": [[16, 16]], "ablation": [16, 16], "steps": [1, 2], "names": ["b", "c"], "lr": [1, 2]})))
+    # (16, 16) != [16, 16] in Python: the comparison checks every tuple and list
+    assert got == {"necks": [(16, 16)], "ablation": (16, 16), "steps": (1, 2), "names": ["b", "c"], "lr": [1, 2]}
+
+
 def test_pick_preset_unknown_lists_the_available_ones():
     with pytest.raises(ValueError, match=r"unknown preset 'paper': this chapter has smoke, standard"):
         pick_preset("paper", TABLE)

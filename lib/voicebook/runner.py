@@ -22,15 +22,28 @@ from .files import atomic_write_json
 PRESETS = ("smoke", "standard", "paper")
 
 
+def _shaped_like(default, value):
+    """``value`` with the tuples of ``default`` where it has lists: papermill passes parameters
+    as JSON, which has no tuples, so ``(32, 8)`` arrives as ``[32, 8]`` (and could not be a dict
+    key). Items of a list take the shape of the default's first item, of a tuple the one in
+    their place."""
+    if not isinstance(value, list) or not isinstance(default, (list, tuple)) or not default:
+        return value
+    items = [_shaped_like(default[min(i, len(default) - 1) if isinstance(default, tuple) else 0], v)
+             for i, v in enumerate(value)]
+    return tuple(items) if isinstance(default, tuple) else items
+
+
 def pick_preset(name: str, table: dict, overrides: dict | None = None) -> dict:
     """The settings of preset ``name`` from a chapter's ``{preset: {setting: value}}`` table,
-    with ``overrides`` (a papermill parameter, e.g. ``{"steps": 1000}``) replacing some of them."""
+    with ``overrides`` (a papermill parameter, e.g. ``{"steps": 1000}``) replacing some of them;
+    an override given as a list where the preset has a tuple becomes a tuple again."""
     if name not in table:
         raise ValueError(f"unknown preset {name!r}: this chapter has {', '.join(table)}")
     unknown = sorted(set(overrides or {}) - set(table[name]))
     if unknown:
         raise ValueError(f"overrides: {unknown} are not settings of preset {name!r} (it has {sorted(table[name])})")
-    return {**table[name], **(overrides or {})}
+    return {**table[name], **{k: _shaped_like(table[name][k], v) for k, v in (overrides or {}).items()}}
 
 
 def preset_tag(name: str, overrides: dict | None = None) -> str:
