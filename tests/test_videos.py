@@ -11,6 +11,7 @@ import soundfile as sf
 
 from voicebook.checks import AudioError, CorpusError
 from voicebook.data import videos
+from voicebook.files import ffmpeg_exe
 
 SIZE, FPS, SR, TONE = 64, 25, 16000, 440.0
 
@@ -26,7 +27,7 @@ def _moving_square(n: int = FPS) -> np.ndarray:
 
 def _encode(path, audio: bool = True) -> None:
     """1 s of :func:`_moving_square` at 25 fps, H.264, with a 440 Hz AAC tone if ``audio``."""
-    cmd = [videos.ffmpeg(), "-y", "-loglevel", "error", "-f", "rawvideo", "-pix_fmt", "rgb24",
+    cmd = [ffmpeg_exe(), "-y", "-loglevel", "error", "-f", "rawvideo", "-pix_fmt", "rgb24",
            "-s", f"{SIZE}x{SIZE}", "-r", str(FPS), "-i", "-"]
     if audio:
         wav = path.with_suffix(".wav")

@@ -31,7 +31,7 @@ import numpy as np
 from ..checks import AudioError, CorpusError
 from ..files import ffmpeg_exe
 
-__all__ = ["LRW_LAYOUT", "VOXCELEB2_LAYOUT", "Video", "VideoItem", "VideoSet", "ffmpeg", "read_video",
+__all__ = ["LRW_LAYOUT", "VOXCELEB2_LAYOUT", "Video", "VideoItem", "VideoSet", "read_video",
            "read_lrw", "read_voxceleb2", "load_videos"]
 
 LRW_LAYOUT = "lipread_mp4/<WORD>/{train,val,test}/<WORD>_<5 digits>.mp4"
@@ -49,13 +49,8 @@ class Video(NamedTuple):
     sr: int
 
 
-def ffmpeg() -> str:
-    """Path of the ffmpeg binary (:func:`voicebook.files.ffmpeg_exe`: imageio-ffmpeg's)."""
-    return ffmpeg_exe()
-
-
 def _run(args: list[str], path: Path, what: str) -> tuple[bytes, str]:
-    proc = subprocess.run([ffmpeg(), "-nostdin", "-hide_banner", "-i", str(path), *args, "-"],
+    proc = subprocess.run([ffmpeg_exe(), "-nostdin", "-hide_banner", "-i", str(path), *args, "-"],
                           capture_output=True)
     err = proc.stderr.decode(errors="replace")
     if proc.returncode != 0:
