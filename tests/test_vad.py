@@ -52,9 +52,10 @@ def test_the_filter_ranks_a_clean_song_above_a_bleeding_one(tiny_songs, tiny_vad
     for k, model in enumerate(tiny_vads):
         targets = [vad.energy_ratio(st[k][None], mix[None])[0] for st in labelled
                    for mix in (st.sum(0), st[0], st[1])]
-        torch.manual_seed(k)
+        torch.manual_seed(k)                                         # the detector's own initial weights
         untrained = vad.CRNN(channels=8, hidden=16).eval()
-        assert _bce(model, list(zip(examples, targets))) < 0.7 * _bce(untrained, list(zip(examples, targets)))
+        pairs = list(zip(examples, targets))
+        assert _bce(model, pairs) < 0.7 * _bce(untrained, pairs)
     clean = torch.tensor(ss.split("test")[0].stems())
     bleeding = [torch.tensor(s.stems()) for s in ss.split("karaoke")]
     tracks = torch.stack([clean] + bleeding)                           # (songs, 2, samples)
