@@ -127,7 +127,11 @@ def test_cycle_gradients_and_frozen_speaker_encoder():
     encoder = SpeakerEncoder(hidden=24, dim_emb=EMB, layers=2)
     model = CycleAutoVC(small(), encoder)
     model.train()
-    assert not model.speaker_encoder.training and model.autovc.training
+    assert model.speaker_encoder.training and model.autovc.training   # cuDNN's LSTM backward needs train mode
+    probe = torch.randn(2, 32, 80)
+    trained_mode = model.speaker_encoder(probe)
+    assert torch.equal(trained_mode, model.eval().speaker_encoder(probe))   # the mode changes nothing numerically
+    model.train()
     batch = (torch.randn(2, 32, 80), unit(2, EMB, seed=1), unit(2, EMB, seed=2))
     loss, parts = cycle_loss_fn(model, batch, lambda_encod=1.0)
     loss.backward()

@@ -132,8 +132,10 @@ class CycleAutoVC(nn.Module):
     """AutoVC trained for conversion (section 4.3, Fig. 8), with a frozen speaker encoder.
 
     ``autovc``: the converter ``C`` (trained); ``speaker_encoder``: ``E_sty`` of the style
-    loss, frozen (``requires_grad=False``, always in eval mode): gradients of ``L_style`` reach
-    the converted mel through it, never its weights. The encoder is copied (the caller's stays
+    loss, frozen (``requires_grad=False``): gradients of ``L_style`` reach the converted mel
+    through it, never its weights. It follows the model's train/eval mode: it has no dropout or
+    batch norm, so the mode changes nothing numerically, but cuDNN refuses to backpropagate
+    through an LSTM in eval mode (on a GPU the style loss would fail at its first step). The encoder is copied (the caller's stays
     as it was). Saving this model saves both.
     """
 
@@ -147,7 +149,9 @@ class CycleAutoVC(nn.Module):
 
     def train(self, mode: bool = True) -> "CycleAutoVC":
         super().train(mode)
-        self.speaker_encoder.eval()
+        if any(isinstance(m, (nn.Dropout, nn.modules.batchnorm._BatchNorm)) or getattr(m, "dropout", 0)
+               for m in self.speaker_encoder.modules()):
+            self.speaker_encoder.eval()   # never reached with our encoder; mode would change its output
         return self
 
     def forward(self, mel: torch.Tensor, emb_src: torch.Tensor, emb_tgt: torch.Tensor, *,
