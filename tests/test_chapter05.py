@@ -144,8 +144,9 @@ def _voxceleb2_copy_of_generated_faces(root: Path, n_train: int = 4, n_test: int
 
 def test_the_chapter_runs_on_a_voxceleb2_folder_of_real_video_files(tmp_path):
     """data_dir = a VoxCeleb2-layout folder of mp4 files: decoding, Haar tracking, registration,
-    pre-training on its speakers and every later cell, with fewer steps than smoke (measured on
-    the 2-core machine: chapter 42 s, data 20 s with 6 + 2 people; nothing skipped)."""
+    pre-training on its speakers and every later cell, with fewer steps than smoke. On the 2-core
+    machine this test takes 42 s (4 + 2 people); the numbers in the comments are from a first run
+    with 6 + 2 people (chapter 42 s, data 20 s, nothing skipped)."""
     root = _voxceleb2_copy_of_generated_faces(tmp_path / "vox")
     overrides = {"steps": 40, "pretrain_steps": 15, "deblur_steps": 20, "speed_seconds": 1.0}
     m = run_chapter(CHAPTER, tmp_path / "out", preset="smoke", seed=0, data_dir=root,

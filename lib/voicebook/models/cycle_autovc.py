@@ -135,8 +135,8 @@ class CycleAutoVC(nn.Module):
     loss, frozen (``requires_grad=False``): gradients of ``L_style`` reach the converted mel
     through it, never its weights. It follows the model's train/eval mode: it has no dropout or
     batch norm, so the mode changes nothing numerically, but cuDNN refuses to backpropagate
-    through an LSTM in eval mode (on a GPU the style loss would fail at its first step). The encoder is copied (the caller's stays
-    as it was). Saving this model saves both.
+    through an LSTM in eval mode (on a GPU the style loss would fail at its first step). The
+    encoder is copied (the caller's stays as it was). Saving this model saves both.
     """
 
     def __init__(self, autovc: AutoVC, speaker_encoder: SpeakerEncoder):
@@ -146,13 +146,6 @@ class CycleAutoVC(nn.Module):
                              f"AutoVC expects {autovc.dim_emb}")
         self.autovc = autovc
         self.speaker_encoder = copy.deepcopy(speaker_encoder).requires_grad_(False).eval()
-
-    def train(self, mode: bool = True) -> "CycleAutoVC":
-        super().train(mode)
-        if any(isinstance(m, (nn.Dropout, nn.modules.batchnorm._BatchNorm)) or getattr(m, "dropout", 0)
-               for m in self.speaker_encoder.modules()):
-            self.speaker_encoder.eval()   # never reached with our encoder; mode would change its output
-        return self
 
     def forward(self, mel: torch.Tensor, emb_src: torch.Tensor, emb_tgt: torch.Tensor, *,
                 style: bool = True) -> CycleOutputs:
