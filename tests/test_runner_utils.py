@@ -31,6 +31,17 @@ def test_overrides_replace_settings_and_get_their_own_checkpoint_folder():
     assert tag.startswith("smoke-") and tag != preset_tag("smoke", {key: 2}) and tag == preset_tag("smoke", {key: 1})
 
 
+def test_another_seed_or_corpus_gets_its_own_checkpoint_folder(tmp_path, monkeypatch):
+    """A rerun with seed=1, or on a local corpus, must not resume models trained with seed 0 on
+    the generated data (it used to stop with CheckpointError or, worse, reuse them)."""
+    tags = {preset_tag("smoke"), preset_tag("smoke", seed=1), preset_tag("smoke", seed=2),
+            preset_tag("smoke", data_dir=tmp_path / "a"), preset_tag("smoke", data_dir=tmp_path / "b"),
+            preset_tag("smoke", {"steps": 3}, seed=1)}
+    assert len(tags) == 6 and preset_tag("smoke", seed=0, data_dir=None) == "smoke"
+    monkeypatch.chdir(tmp_path)  # a relative and an absolute path to one folder give one tag
+    assert preset_tag("smoke", data_dir="a") == preset_tag("smoke", data_dir=tmp_path / "a")
+
+
 def test_overrides_given_as_lists_get_the_presets_tuples_back():
     """papermill passes JSON: tuples arrive as lists; pick_preset restores them where the preset has them."""
     table = {"smoke": {"necks": [(2, 32), (32, 8)], "ablation": (32, 8), "steps": (60, 40), "names": ["a"], "lr": 1e-3}}

@@ -46,12 +46,21 @@ def pick_preset(name: str, table: dict, overrides: dict | None = None) -> dict:
     return {**table[name], **{k: _shaped_like(table[name][k], v) for k, v in (overrides or {}).items()}}
 
 
-def preset_tag(name: str, overrides: dict | None = None) -> str:
-    """A folder name for a preset's checkpoints: ``name``, plus a short hash of ``overrides`` if
-    any, so that a run with other settings never resumes from this one's checkpoints."""
-    if not overrides:
+def preset_tag(name: str, overrides: dict | None = None, seed: int = 0, data_dir=None) -> str:
+    """A folder name for a preset's checkpoints: ``name``, plus a short hash of whatever else
+    decides what gets trained (``overrides``, a ``seed`` other than 0, a ``data_dir``, taken as an
+    absolute path), so that a run with other settings, another seed or another corpus never
+    resumes from this one's checkpoints. The defaults give the bare ``name``."""
+    key = {}
+    if overrides:
+        key["overrides"] = overrides
+    if seed != 0:
+        key["seed"] = int(seed)
+    if data_dir is not None:
+        key["data_dir"] = str(Path(data_dir).expanduser().resolve())
+    if not key:
         return name
-    digest = hashlib.sha256(json.dumps(overrides, sort_keys=True, default=str).encode()).hexdigest()[:8]
+    digest = hashlib.sha256(json.dumps(key, sort_keys=True, default=str).encode()).hexdigest()[:8]
     return f"{name}-{digest}"
 
 
