@@ -50,12 +50,17 @@ def test_the_filter_ranks_a_clean_song_above_a_bleeding_one(tiny_songs, tiny_vad
     # each detector saw mixtures and the lone sources (as self-labelled tracks will be)
     examples = [x for st in labelled for x in (st.sum(0), st[0], st[1])]
     for k, model in enumerate(tiny_vads):
-        targets = [vad.energy_ratio(st[k][None], mix[None])[0] for st in labelled
-                   for mix in (st.sum(0), st[0], st[1])]
+        # source k's share: all of the mixture's k part, all of its own lone track, none of the other's
+        targets = [vad.energy_ratio((st[k] if j in (0, k + 1) else 0 * st[k])[None], x[None])[0]
+                   for st in labelled for j, x in enumerate((st.sum(0), st[0], st[1]))]
         torch.manual_seed(k)                                         # the detector's own initial weights
         untrained = vad.CRNN(channels=8, hidden=16).eval()
         pairs = list(zip(examples, targets))
         assert _bce(model, pairs) < 0.7 * _bce(untrained, pairs)
+        with torch.no_grad():                                          # source k alone vs the other alone
+            own = torch.cat([model(st[k][None].float()) for st in labelled]).mean()
+            other = torch.cat([model(st[1 - k][None].float()) for st in labelled]).mean()
+        assert float(own) > 0.5 > float(other), (k, float(own), float(other))
     clean = torch.tensor(ss.split("test")[0].stems())
     bleeding = [torch.tensor(s.stems()) for s in ss.split("karaoke")]
     tracks = torch.stack([clean] + bleeding)                           # (songs, 2, samples)

@@ -122,7 +122,11 @@ def voice_activity_detectors(stems: Sequence, *, steps: int, seconds: float = 4.
         def loss(model, batch, k=k):
             mix, sources = batch
             inputs = torch.cat([mix, sources[:, 0], sources[:, 1]])          # mixture, voice alone, acc alone
-            target = torch.cat([vad.energy_ratio(sources[:, k], x, n_fft=n_fft) for x in inputs.split(mix.shape[0])])
+            # source k's share of each input: all of it in the mixture and in its own lone track,
+            # none in the other source's lone track
+            present = [sources[:, k], sources[:, k] if k == 0 else torch.zeros_like(mix),
+                       sources[:, k] if k == 1 else torch.zeros_like(mix)]
+            target = torch.cat([vad.energy_ratio(s, x, n_fft=n_fft) for s, x in zip(present, inputs.split(mix.shape[0]))])
             return torch.nn.functional.binary_cross_entropy_with_logits(model.logits(inputs), target)
 
         torch.manual_seed(seed + k)
