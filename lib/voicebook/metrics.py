@@ -159,9 +159,13 @@ def sdr_windows(references, estimates, sr: int, window_s: float = 1.0) -> np.nda
 
 def song_sdr(references, estimates, sr: int, window_s: float = 1.0) -> np.ndarray:
     """Section 4.1's per-song score: the median over 1-s windows of :func:`sdr_windows`
-    (windows that are NaN left out) -> ``(sources,)``; NaN where no window counts. The
-    chapter then takes the median over songs."""
-    per_window = sdr_windows(references, estimates, sr, window_s)
+    (windows that are NaN left out) -> ``(sources,)``; NaN where no window counts, which is
+    every source when one reference source is silent over the whole song (no window has all
+    sources; museval gives NaN there too). The chapter then takes the median over songs."""
+    ref = _sources(references, "song_sdr(references)")
+    if _silent(ref):
+        return np.full(ref.shape[0], np.nan)
+    per_window = sdr_windows(ref, estimates, sr, window_s)
     out = np.full(per_window.shape[0], np.nan)
     for j, row in enumerate(per_window):
         if np.any(~np.isnan(row)):

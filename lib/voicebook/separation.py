@@ -19,6 +19,7 @@ from __future__ import annotations
 
 import hashlib
 import json
+import math
 import zipfile
 from pathlib import Path
 from typing import Sequence
@@ -30,7 +31,7 @@ from . import files, losses
 from .data.augment import Augment, SeparationCrops
 from .metrics import song_sdr
 from .models import vad
-from .models.poconet import PoCoNet, separate
+from .models.poconet import N_FFT, PoCoNet, separate
 from .train import fit
 
 __all__ = ["segments", "train_separator", "separate_long", "pseudo_label", "voice_activity_detectors",
@@ -66,12 +67,18 @@ def train_separator(model: PoCoNet, stems: Sequence, *, sr: int = 16000, seconds
 @torch.no_grad()
 def separate_long(model: PoCoNet, wav, *, chunk_s: float = 30.0, sr: int = 16000) -> np.ndarray:
     """Separate a whole recording ``(samples,)`` in ``chunk_s`` pieces (the paper's 30-s
-    segments) -> ``(2, samples)`` numpy."""
+    segments) -> ``(2, samples)`` numpy. A last piece shorter than the STFT can frame (under
+    ``N_FFT // 2 + 1`` samples) joins the one before it; a whole recording that short is refused
+    by :func:`voicebook.audio.stft` with its length."""
     model.eval()
     dev = next(model.parameters()).device
     x = torch.as_tensor(np.asarray(wav), dtype=torch.float32, device=dev)
     n = int(chunk_s * sr)
-    out = [separate(model, x[None, s:s + n])[0] for s in range(0, x.shape[0], n)]
+    starts = list(range(0, x.shape[-1], n))
+    if len(starts) > 1 and x.shape[-1] - starts[-1] <= N_FFT // 2:
+        starts.pop()                                      # a sliver: the last chunk takes it
+    bounds = starts[1:] + [x.shape[-1]]
+    out = [separate(model, x[None, a:b])[0] for a, b in zip(starts, bounds)]
     return torch.cat(out, dim=-1).cpu().numpy()
 
 
@@ -156,9 +163,11 @@ def filter_pseudo_labels(vads, pseudo: Sequence, *, top: float, threshold: float
 
 
 def evaluate(model: PoCoNet, test_stems: Sequence, *, sr: int = 16000, cache_dir=None) -> dict[str, float]:
-    """Section 4.1: each test song's mixture separated, SDR per 1-s window, median per song,
-    median over songs -> ``{"vocals": dB, "accompaniment": dB}``. ``cache_dir``: keep the
-    scores there (one ``.json`` per model and test set), reuse on a rerun."""
+    """Section 4.1: each whole test song's mixture separated (in 30-s chunks), SDR per 1-s
+    window, median per song, median over songs -> ``{"vocals": dB, "accompaniment": dB}``.
+    A song with a source silent throughout (no vocals at all) has no SDR and is left out, as
+    museval leaves it out; NaN if no song counts. ``cache_dir``: keep the scores there (one
+    ``.json`` per model and test set), reuse on a rerun."""
     path = None if cache_dir is None else Path(cache_dir) / f"sdr-{_digest(model, test_stems, sr=sr)}.json"
     if path is not None and path.exists():
         try:
@@ -169,7 +178,10 @@ def evaluate(model: PoCoNet, test_stems: Sequence, *, sr: int = 16000, cache_dir
     for st in test_stems:
         st = np.asarray(st, dtype=np.float64)
         per_song.append(song_sdr(st, separate_long(model, st.sum(0), sr=sr), sr))
-    med = np.nanmedian(np.array(per_song), axis=0)
+    if not per_song:
+        raise ValueError("evaluate: no test songs to score")
+    per_song = np.array(per_song)
+    med = [float(np.nanmedian(col)) if np.any(~np.isnan(col)) else math.nan for col in per_song.T]
     scores = {"vocals": float(med[0]), "accompaniment": float(med[1])}
     if path is not None:
         files.atomic_write_json(path, scores)
