@@ -95,6 +95,16 @@ def test_conversion_of_bad_input_says_what_is_wrong(tiny, wav, sr, match):
         convert_wave(model, wav, sr, e, e, stats, n_iter=2)
 
 
+def test_integer_pcm_is_scaled_not_taken_as_huge_floats(tiny):
+    """An int16 recording (soundfile's dtype="int16") gives the mel of the same float clip."""
+    _, stats = tiny
+    wav = _speech_like()
+    pcm = np.round(wav * 32767).astype(np.int16)
+    np.testing.assert_allclose(wave_to_mel(pcm, SR, stats).numpy(), wave_to_mel(pcm / 32768.0, SR, stats).numpy(),
+                               atol=1e-4)
+    assert float(wave_to_mel(pcm, SR, stats).max()) < float(wave_to_mel(wav * 1000, SR, stats).max())
+
+
 def test_convert_wave_returns_audio_of_the_input_length(tiny):
     model, stats = tiny
     e1, e2 = torch.eye(16)[0], torch.eye(16)[1]
@@ -159,7 +169,20 @@ def test_score_agrees_with_the_judges_called_one_by_one(tmp_path):
     assert out["mcd_dtw_db"] == pytest.approx(np.mean(mcds), rel=1e-4)
     per = J.phoneme_error_rate(judges.content, converted, [s for s, _ in pairs], sr=SR)
     assert out["phoneme_error_rate"] == pytest.approx(per)
-    assert [i["source"] for i in out["items"]] == ["u0", "u3"]
+    assert [i["source"] for i in out["items"]] == ["u0", "u3"] and out["failed"] == 0
+    # a collapsed system's silent conversion is scored as heard (nobody, saying nothing), not an error
+    for dead in (np.zeros(SR, np.float32), np.full(SR, np.nan, np.float32), _speech_like(0.02, 200)):
+        half = conversion.score(judges, [dead, converted[1]], pairs, sr=SR, centroids=centroids)
+        n0, n1 = (len(J.reference_phones(s, judges.content.keep_length)) for s, _ in pairs)
+        per1 = J.phoneme_error_rate(judges.content, converted[1], pairs[1][0], sr=SR)
+        assert half["failed"] == 0.5 and half["items"][0]["failed"] and not half["items"][1]["failed"]
+        assert half["speaker_accuracy"] == pytest.approx(hits[1] / 2)
+        assert half["speaker_similarity"] == pytest.approx(sims[1] / 2, abs=1e-5)
+        assert half["phoneme_error_rate"] == pytest.approx((n0 + per1 * n1) / (n0 + n1))
+        assert half["mcd_dtw_db"] == pytest.approx(mcds[1], rel=1e-4)
+    none = conversion.score(judges, [np.zeros(SR, np.float32)] * 2, pairs, sr=SR, centroids=centroids)
+    assert none["failed"] == 1 and none["speaker_accuracy"] == 0 and none["phoneme_error_rate"] == 1
+    assert math.isnan(none["mcd_dtw_db"])
     with pytest.raises(ValueError, match="2 pairs"):
         conversion.score(judges, converted[:1], pairs, sr=SR, centroids=centroids)
     with pytest.raises(AudioError, match="1-D"):
@@ -174,3 +197,5 @@ def test_better_needs_more_than_the_seed_spread():
     assert conversion.better((0.9, 0.05, 3), (0.5, 0.1, 3), lower=False)        # higher is better here
     assert conversion.better((0.51, nan, 1), (0.5, nan, 1), lower=False)        # one run: any difference
     assert not conversion.better((0.55, 0.1, 3), (0.5, nan, 1), lower=False)    # a reference number: x's spread
+    assert conversion.better((nan, nan, 1), (0.5, 0.1, 3), lower=True) is None   # not measured: no verdict
+    assert conversion.better((0.5, 0.1, 3), (nan, nan, 1), lower=False) is None

@@ -123,15 +123,15 @@ def test_text_phonemes_reads_like_the_corpus_voices():
 
     from voicebook.data.espeak import synthesize
     from voicebook.data.phonemes import text_phonemes
-    from voicebook.judges import _reference
+    from voicebook.judges import reference_phones
 
     text = "Please call Stella and ask her to bring these things."
     for language, variant in (("en-us", "en-us+f3"), ("en-gb", "en+m2")):
         ours = ph.phone_sequence(text_phonemes(text, language))
         assert len(ours) > 20 and ours == ph.phone_sequence(synthesize(text, variant)[1])
     real = SimpleNamespace(phonemes=(), text=text, language="en-us")
-    assert _reference(real, True) == ph.phone_sequence(text_phonemes(text, "en-us"))
+    assert reference_phones(real, True) == ph.phone_sequence(text_phonemes(text, "en-us"))
     with pytest.raises(ValueError, match="no phones"):
-        _reference(SimpleNamespace(phonemes=(), text="", language="en-us"), True)
+        reference_phones(SimpleNamespace(phonemes=(), text="", language="en-us"), True)
     with pytest.raises(ValueError, match="no text"):
         text_phonemes("  ", "en-us")

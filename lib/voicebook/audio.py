@@ -84,8 +84,14 @@ def save(path, wav, sr: int, *, subtype: str = "PCM_16") -> Path:
 # ----------------------------------------------------------------------------- tensors
 
 def to_tensor(wav, device: str | torch.device | None = None) -> torch.Tensor:
-    """A float32 tensor view of ``wav`` (numpy or tensor), on ``device`` if given."""
+    """A float32 tensor view of ``wav`` (numpy or tensor), on ``device`` if given. Integer PCM
+    (int16, int32: what ``soundfile.read(dtype="int16")`` or a WAV reader gives) is scaled to
+    [-1, 1) by its full scale, unsigned 8-bit around its mid-point 128, as soundfile does."""
     t = wav if isinstance(wav, torch.Tensor) else torch.from_numpy(np.ascontiguousarray(wav))
+    if t.dtype == torch.uint8:
+        t = (t.float() - 128.0) / 128.0
+    elif not t.is_floating_point() and t.dtype != torch.bool:
+        t = t.float() / (float(torch.iinfo(t.dtype).max) + 1.0)
     t = t.float()
     return t.to(device) if device is not None else t
 

@@ -24,7 +24,7 @@ import numpy as np
 import torch
 
 from . import judges as J
-from .checks import AudioError
+from .checks import AudioError, check_wave
 
 __all__ = ["target_centroids", "score", "speaker_leakage", "mean_spread", "better", "seconds"]
 
@@ -55,30 +55,53 @@ def score(judges: J.Judges, converted: Sequence, pairs: Sequence[tuple], *, sr: 
     ``converted[i]``: a 1-D waveform at ``sr`` Hz, the conversion of ``pairs[i][0]`` towards
     the speaker of ``pairs[i][1]``; ``centroids``: from :func:`target_centroids`. Returns the
     corpus-level means ``{name: float for name in SCORES}`` (phoneme error rate pooled over
-    phonemes, the rest averaged over conversions) and ``"items"``: one dict of per-conversion
-    scores per pair. Phoneme error rate is NaN when a source has neither phoneme timings nor a
-    transcript (VCC2018 ships none).
+    phonemes, the rest averaged over conversions), ``"failed"``: the fraction of conversions
+    that are no sound (silent, NaN or inf, or under 50 ms: what a collapsed system gives), and
+    ``"items"``: one dict of per-conversion scores per pair. A failed conversion is scored as
+    what a listener hears in it: nobody (not the target, similarity 0) saying nothing (every
+    phoneme deleted: PER 1); its MCD is undefined, and the MCD mean is over the others (NaN if
+    none). Phoneme error rate is NaN when a source has neither phoneme timings nor a transcript
+    (VCC2018 ships none).
     """
     if len(converted) != len(pairs) or not pairs:
         raise ValueError(f"score: {len(converted)} conversions for {len(pairs)} pairs (need one each, at least one)")
     wavs = [_mono(w, i) for i, w in enumerate(converted)]
+    ok = np.array([_is_sound(w, sr) for w in wavs])
+    heard = [w for w, k in zip(wavs, ok) if k]
     targets = [t.speaker for _, t in pairs]
-    hits = np.asarray(J.identify(judges.speaker, wavs, sr=sr)) == np.asarray(targets)
-    emb = np.atleast_2d(J.speaker_embeddings(judges.speaker, wavs, sr=sr))
-    sims = np.array([e @ centroids[t] for e, t in zip(emb, targets)])
+    hits, sims = np.zeros(len(pairs), bool), np.zeros(len(pairs))
+    if heard:
+        hits[ok] = np.asarray(J.identify(judges.speaker, heard, sr=sr)) == np.asarray(targets)[ok]
+        emb = np.atleast_2d(J.speaker_embeddings(judges.speaker, heard, sr=sr))
+        sims[ok] = [e @ centroids[t] for e, t in zip(emb, np.asarray(targets)[ok])]
     sources = [s for s, _ in pairs]
     if all(s.phonemes or s.text for s in sources):
-        per = J.phoneme_error_rate(judges.content, wavs, sources, sr=sr, reduce=False)
-        per_pooled = J.phoneme_error_rate(judges.content, wavs, sources, sr=sr)  # sum(edits) / sum(lengths)
+        per = np.ones(len(pairs))
+        if heard:
+            per[ok] = J.phoneme_error_rate(judges.content, heard, [s for s, k in zip(sources, ok) if k], sr=sr,
+                                           reduce=False)
+        lengths = np.array([len(J.reference_phones(s, judges.content.keep_length)) for s in sources], float)
+        per_pooled = float((per * lengths).sum() / lengths.sum())                # sum(edits) / sum(lengths)
     else:       # e.g. VCC2018 without transcripts: nothing to score the content against
         per, per_pooled = np.full(len(pairs), np.nan), float("nan")
-    mcd = np.array([J.mcd_to_target(w, t.load(), sr, target_sr=t.sr) for w, (_, t) in zip(wavs, pairs)])
-    items = [dict(source=s.id, target=t.id, speaker_hit=bool(h), speaker_similarity=float(c),
+    mcd = np.array([J.mcd_to_target(w, t.load(), sr, target_sr=t.sr) if k else np.nan
+                    for w, k, (_, t) in zip(wavs, ok, pairs)])
+    items = [dict(source=s.id, target=t.id, failed=not bool(k), speaker_hit=bool(h), speaker_similarity=float(c),
                   phoneme_error_rate=float(p), mcd_dtw_db=float(m))
-             for (s, t), h, c, p, m in zip(pairs, hits, sims, per, mcd)]
+             for (s, t), k, h, c, p, m in zip(pairs, ok, hits, sims, per, mcd)]
     return dict(speaker_accuracy=float(hits.mean()), speaker_similarity=float(sims.mean()),
-                phoneme_error_rate=per_pooled, mcd_dtw_db=float(mcd.mean()),
-                items=items)
+                phoneme_error_rate=per_pooled, mcd_dtw_db=float(np.nanmean(mcd)) if ok.any() else float("nan"),
+                failed=float(1 - ok.mean()), items=items)
+
+
+def _is_sound(wav: np.ndarray, sr: int) -> bool:
+    """Can a listener (the judges, the MCD) hear anything in a conversion? Not if it is silent
+    (peak under -80 dBFS), not finite, or shorter than 50 ms."""
+    try:
+        check_wave(wav, "conversion", sr=sr, min_seconds=0.05, allow_silence=False)
+    except AudioError:
+        return False
+    return True
 
 
 def _mono(wav, i: int) -> np.ndarray:
@@ -126,10 +149,13 @@ def mean_spread(runs: Sequence[Mapping[str, float]], keys: Sequence[str] | None 
     return out
 
 
-def better(x: tuple, y: tuple, *, lower: bool) -> bool:
+def better(x: tuple, y: tuple, *, lower: bool) -> bool | None:
     """Is ``x`` better than ``y`` by more than their seed spread? Both ``(mean, std, n)`` as
     :func:`mean_spread` gives them (a single run or a reference number: ``std`` NaN). The margin
-    is the larger of the finite stds, 0 if there is none; ``lower``: smaller is better."""
+    is the larger of the finite stds, 0 if there is none; ``lower``: smaller is better. None
+    when either mean is NaN (not measured, e.g. PER without transcripts): nobody can tell."""
+    if np.isnan(x[0]) or np.isnan(y[0]):
+        return None
     margin = max([s for s in (x[1], y[1]) if not np.isnan(s)], default=0.0)
     return bool((y[0] - x[0] if lower else x[0] - y[0]) > margin)
 

@@ -42,7 +42,7 @@ __all__ = [
     "SpeakerJudge", "ContentJudge", "Judges", "PRESETS",
     "train_speaker_judge", "train_content_judge", "train_judges", "chapter_judges", "save_judge", "load_judge",
     "load_judges", "as_mels", "speaker_posteriors", "speaker_embeddings", "identify", "speaker_accuracy",
-    "speaker_centroid", "speaker_similarity", "transcribe", "edit_distance", "phoneme_error_rate",
+    "speaker_centroid", "speaker_similarity", "transcribe", "edit_distance", "reference_phones", "phoneme_error_rate",
     "mcd_to_target", "judge_report",
 ]
 
@@ -612,7 +612,7 @@ def edit_distance(ref: Sequence, hyp: Sequence) -> int:
     return row[-1]
 
 
-def _reference(ref, keep_length: bool) -> list[str]:
+def reference_phones(ref, keep_length: bool) -> list[str]:
     """An utterance, its ``phonemes`` or a sequence of symbols -> normalised phones, no pauses.
 
     An utterance of a real corpus (no phoneme timings, but a transcript) is read by espeak-ng
@@ -640,7 +640,7 @@ def phoneme_error_rate(judge: ContentJudge, x, references, *, sr: int | None = N
     refs = [references] if single else list(references)
     if len(refs) != len(hyps):
         raise ValueError(f"phoneme_error_rate: {len(hyps)} inputs but {len(refs)} references")
-    refs = [_reference(r, judge.keep_length) for r in refs]
+    refs = [reference_phones(r, judge.keep_length) for r in refs]
     edits = np.array([edit_distance(r, h) for r, h in zip(refs, hyps)], dtype=np.float64)
     lengths = np.array([len(r) for r in refs], dtype=np.float64)
     return float(edits.sum() / lengths.sum()) if reduce else edits / lengths
