@@ -148,11 +148,14 @@ def test_the_chapter_runs_on_a_voxceleb2_folder_of_real_video_files(tmp_path):
     machine this test takes 42 s (4 + 2 people); the numbers in the comments are from a first run
     with 6 + 2 people (chapter 42 s, data 20 s, nothing skipped)."""
     root = _voxceleb2_copy_of_generated_faces(tmp_path / "vox")
+    broken = root / "dev" / "mp4" / "id10000" / "vidbroken01" / "00001.mp4"   # one file of the corpus is damaged
+    broken.parent.mkdir(parents=True)
+    broken.write_bytes(b"\x00\x00\x00\x18ftypmp42" + bytes(range(256)) * 8)
     overrides = {"steps": 40, "pretrain_steps": 15, "deblur_steps": 20, "speed_seconds": 1.0}
     m = run_chapter(CHAPTER, tmp_path / "out", preset="smoke", seed=0, data_dir=root,
                     parameters={"overrides": overrides})
     d = m["data"]
-    assert d["corpus"] == "voxceleb2" and d["skipped_no_face"] == 0
+    assert d["corpus"] == "voxceleb2" and d["skipped"] == 1                  # the damaged file, and only it
     assert d["train"]["people"] == 4 and d["train"]["clips"] == 8 and d["test"]["people"] == 2
     assert d["train"]["frames"] > 8 * 60                          # every decoded frame kept (~75 per clip)
     assert m["registration"]["after"] < 0.2 * m["registration"]["eyes_nose_motion_px_before"]   # 0.0 vs 1.3 px

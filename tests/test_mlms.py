@@ -161,6 +161,42 @@ def test_extend_keeps_the_trained_voices():
             pass
 
 
+def test_the_four_adaptations_chain_as_section_4_2(toy, tmp_path):
+    """v1 updates the code, v3 continues v1 with the mean tower only (so keeps v1's code), v4
+    continues v3 with both (so keeps nothing of v3 fixed but the basis towers); v2 starts from
+    the extended model like v1. The source model is untouched; a rerun resumes to the same weights."""
+    exs, norm = toy
+    src = model("rand")
+    before = {n: p.detach().clone() for n, p in src.named_parameters()}
+    new = [M.Example(f"n{i}", e.x, e.y[:, [1, 0, 2, 4, 3]], "dd", "dd-f") for i, e in enumerate(exs[:4])]
+    kw = dict(steps=4, batch_size=2, frames=16, lr=1e-2, progress=False, device="cpu")
+    v = M.adapt_variants(src, new, norm, ckpt_dir=tmp_path, **kw)
+    assert list(v) == ["v1", "v2", "v3", "v4"] and all(m.languages[-1] == "dd" for m in v.values())
+    assert all(torch.equal(before[n], p) for n, p in src.named_parameters())
+    fresh = M.extend(src, "dd", "dd-f")
+    mean = {f"towers.{n}" for n in src.towers.tower_masks(0)}
+    p = {k: dict(m.named_parameters()) for k, m in v.items()}
+    assert not torch.equal(p["v1"]["codes"][-1], fresh.codes[-1])                        # v1 moved the code
+    assert torch.equal(p["v3"]["codes"], p["v1"]["codes"])                               # v3 kept v1's code...
+    assert any(not torch.equal(p["v3"][n], p["v1"][n]) for n in mean)                    # ...and moved the mean tower
+    assert all(torch.equal(p["v1"][n], dict(fresh.named_parameters())[n]) for n in mean)  # which v1 left alone
+    assert not torch.equal(p["v4"]["codes"], p["v3"]["codes"])                           # v4 moved the code again
+    assert not torch.equal(p["v2"]["codes"], p["v1"]["codes"])                           # v2: its own run
+    again = M.adapt_variants(src, new, norm, ckpt_dir=tmp_path, **kw)                    # resumed from ckpt_dir
+    assert all(torch.equal(a, b) for k in v for a, b in zip(v[k].parameters(), again[k].parameters()))
+
+
+def test_duplicate_language_or_speaker_names_are_refused():
+    with pytest.raises(ValueError, match="given more than once: \\['aa'\\]"):
+        M.MLMS(N_IN, ["aa", "bb", "aa"], SPKS, 3, **SIZE)
+    with pytest.raises(ValueError, match="speaker names must be distinct"):
+        M.MLMS(N_IN, LANGS, ["aa-f", "aa-f"], 3, **SIZE)
+    with pytest.raises(ValueError, match="already has language 'bb'"):
+        M.extend(model(), "bb", "new-f")
+    with pytest.raises(ValueError, match="speaker 'aa-f'"):
+        M.extend(model(), "dd", "aa-f")
+
+
 def test_scores_against_a_direct_computation():
     rng = np.random.default_rng(0)
     true = rng.standard_normal((50, 49))

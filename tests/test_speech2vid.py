@@ -64,6 +64,22 @@ def test_mfcc_windows_are_12_by_35_one_per_frame():
     assert torch.isfinite(w).all()
 
 
+def test_mfcc_windows_do_not_depend_on_the_clips_sample_rate():
+    """The same sound at 16 kHz and at 44.1 kHz (resampled) gives the same windows: the FFT
+    spans 32 ms at any rate (a fixed 512 points would be 11.6 ms at 44.1 kHz)."""
+    from voicebook import audio
+
+    t = np.arange(2 * 16000) / 16000                    # a buzz gliding around 150 Hz, 24 harmonics
+    phase = 2 * np.pi * np.cumsum(150 + 30 * np.sin(2 * np.pi * 1.5 * t)) / 16000
+    wav = (0.2 * sum(np.sin(k * phase) / k for k in range(1, 25)) * (0.6 + 0.4 * np.sin(6 * np.pi * t)))
+    wav = wav.astype(np.float32)
+    at16 = mfcc_windows(wav, 16000)
+    at44 = mfcc_windows(audio.resample(wav, 16000, 44100), 44100)
+    assert at44.shape == at16.shape
+    err = (at44 - at16).abs().mean() / at16.abs().mean()
+    assert float(err) < 0.02, float(err)             # measured 0.003; a 512-point FFT at 44.1 kHz: 1.04
+
+
 @pytest.mark.parametrize("sr", [16000, 22050])
 def test_window_of_frame_t_is_centred_at_t_over_25_seconds(sr):
     frame = 20                                                             # 0.8 s

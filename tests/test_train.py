@@ -123,6 +123,27 @@ def test_checkpoints_load_with_weights_only(diabetes, tmp_path):
     assert not list(tmp_path.glob(".*"))  # no temporary files left
 
 
+def test_a_run_with_a_ckpt_dir_checkpoints_on_the_way_by_default(diabetes, tmp_path):
+    """Without ckpt_every, a run given a ckpt_dir still writes last.pt every tenth of the run
+    (at least 50 steps apart): a run killed at step 130 of 200 resumes from step 100."""
+    data, _, _ = diabetes
+    calls = {"n": 0}
+
+    def dies_at_130(model, batch):
+        calls["n"] += 1
+        if calls["n"] == 131:
+            raise KeyboardInterrupt
+        return mse_loss(model, batch)
+
+    with pytest.raises(KeyboardInterrupt):
+        fit(mlp(), data, dies_at_130, steps=200, batch_size=32, ckpt_dir=tmp_path, progress=False)
+    assert torch.load(tmp_path / "last.pt", weights_only=True)["step"] == 100   # max(50, 200 / 10) = 50: 50, 100
+    resumed, whole = mlp(), mlp()
+    fit(resumed, data, mse_loss, steps=200, batch_size=32, ckpt_dir=tmp_path, progress=False)
+    fit(whole, data, mse_loss, steps=200, batch_size=32, progress=False)
+    assert same_params(resumed, whole)
+
+
 def test_a_crash_during_save_leaves_the_previous_checkpoint(tmp_path, monkeypatch):
     path = tmp_path / "model.pt"
     model = mlp()

@@ -133,7 +133,7 @@ def speaker_leakage(train_codes: Sequence[torch.Tensor], train_speakers: Sequenc
     (x_tr, y_tr), (x_te, y_te) = frames(train_codes, train_speakers), frames(test_codes, test_speakers)
     if len(set(y_tr)) < 2:
         raise ValueError("speaker_leakage: the probe needs at least 2 training speakers")
-    probe = make_pipeline(StandardScaler(), LogisticRegression(max_iter=300, C=1.0, random_state=seed))
+    probe = make_pipeline(StandardScaler(), LogisticRegression(max_iter=3000, C=1.0, random_state=seed))
     probe.fit(x_tr, y_tr)
     return float((probe.predict(x_te) == y_te).mean())
 

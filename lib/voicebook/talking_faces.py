@@ -43,7 +43,7 @@ from torch.utils.data import Dataset
 
 from . import face_metrics as fm
 from . import faces_prep as fp
-from .checks import CorpusError
+from .checks import AudioError, CorpusError
 from .models.speech2vid import SIZE, IdentityEncoder, Speech2Vid, blur, mfcc_windows, speech2vid_loss
 
 __all__ = ["TalkingClip", "TalkingSet", "generated_canonical_points", "register_frames", "track_points",
@@ -177,7 +177,8 @@ def from_video(item, canonical_points=fp.CANONICAL_112, fps: float = 25.0, sr: i
 class TalkingSet:
     """What :func:`load_talking_clips` returns: registered ``train`` and ``test`` tracks, the
     ``canonical`` eyes + nose they are registered to, the ``corpus`` name ("generated", "lrw",
-    "voxceleb2"), the underlying ``source`` set, and the real videos ``skipped`` (no face)."""
+    "voxceleb2"), the underlying ``source`` set, and the real videos ``skipped``, one message
+    each (it names the file and why: no face, undecodable, no usable sound)."""
 
     train: list[TalkingClip]
     test: list[TalkingClip]
@@ -210,8 +211,9 @@ def load_talking_clips(data_dir=None, *, size: str = "smoke", seed: int = 0, max
     """The registered train and test tracks: the generated face set of ``size`` (``data_dir``
     None; test identities and voices held out) or the LRW / VoxCeleb2 videos in ``data_dir``
     (train: LRW's train, VoxCeleb2's dev split; test: their test split), up to ``max_train`` /
-    ``max_test`` clips spread over people (VoxCeleb2) or words (LRW). Videos in which no face
-    is found are skipped with a warning; :class:`~voicebook.faces_prep.NoFaceError` if no video
+    ``max_test`` clips spread over people (VoxCeleb2) or words (LRW). A video in which no face
+    is found, that ffmpeg cannot decode, or whose sound is missing, silent or too short is
+    skipped with a warning (one broken file of thousands must not stop a run); :class:`~voicebook.faces_prep.NoFaceError` if no video
     of a split has one, :class:`~voicebook.checks.CorpusError` if the folder is not a video
     corpus or lacks a split."""
     if data_dir is None:
@@ -240,13 +242,13 @@ def load_talking_clips(data_dir=None, *, size: str = "smoke", seed: int = 0, max
                 break
             try:
                 clips.append(from_video(item, fp.CANONICAL_112, fps, sr))
-            except fp.NoFaceError as err:
-                skipped.append(str(item.path))
+            except (fp.NoFaceError, CorpusError, AudioError) as err:   # no face; undecodable; no usable sound
+                skipped.append(f"{err}")
                 warnings.warn(f"skipping {item.path}: {err}", stacklevel=2)
         if not clips:
-            raise fp.NoFaceError(f"{videos.root}: no face found in any {split!r} video of this {videos.corpus} "
-                                 f"folder ({len(skipped)} tried, e.g. {skipped[:2]}); faces must be frontal with "
-                                 f"both eyes visible (OpenCV Haar cascades)")
+            raise fp.NoFaceError(f"{videos.root}: no usable {split!r} video in this {videos.corpus} folder "
+                                 f"({len(skipped)} tried, e.g. {skipped[:2]}); each needs a decodable video and "
+                                 f"audio track and a frontal face with both eyes visible (OpenCV Haar cascades)")
         sets[split] = clips
     return TalkingSet(sets[train_split], sets["test"], fp.CANONICAL_112.copy(), videos.corpus, videos, skipped)
 

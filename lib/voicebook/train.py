@@ -720,7 +720,7 @@ def _loop(run: _Run, loader: DataLoader, sampler: EpochSampler, start: int, batc
 def fit(model: nn.Module, dataset, loss_fn: Callable | None = None, *, steps: int, batch_size: int,
         step_fn: Callable | None = None, optimizer=None, lr: float = 1e-3, scheduler=None,
         collate_fn: Callable | None = None, eval_fn: Callable | None = None, eval_every: int = 0,
-        ckpt_dir: str | os.PathLike | None = None, ckpt_every: int = 0, keep_best: str | None = None,
+        ckpt_dir: str | os.PathLike | None = None, ckpt_every: int | None = None, keep_best: str | None = None,
         best_mode: str = "min", seed: int = 0, device: str | torch.device | None = None, amp="auto",
         grad_clip: float | None = None, num_workers: int = 0, log_every: int = 10, progress: bool = True,
         desc: str = "train", find_unused_parameters: bool = False) -> History:
@@ -735,7 +735,8 @@ def fit(model: nn.Module, dataset, loss_fn: Callable | None = None, *, steps: in
         stepped every step.
     eval_fn(module) -> {metric: number}: called every ``eval_every`` steps (0: only at the end)
         and at the end, in eval mode under no_grad, on rank 0; logged into ``History.eval``.
-    ckpt_dir: where ``last.pt`` (every ``ckpt_every`` steps and at the end), ``history.json``
+    ckpt_dir: where ``last.pt`` (every ``ckpt_every`` steps and at the end; by default every
+        tenth of the run, at least 50 steps apart, so a killed run loses little), ``history.json``
         and, with ``keep_best`` (a metric of eval_fn; ``best_mode`` 'min' or 'max'), ``best.pt``
         go. If it already holds ``last.pt`` the run resumes from it.
     seed: seeds everything (rank r uses seed + r) and fixes the data order.
@@ -745,6 +746,8 @@ def fit(model: nn.Module, dataset, loss_fn: Callable | None = None, *, steps: in
     progress: show a tqdm bar (rank 0 only). Under torchrun (WORLD_SIZE > 1) each process
     trains on its shard; gradients are averaged (DDP for loss_fn, all-reduce for step_fn).
     """
+    if ckpt_every is None:
+        ckpt_every = 0 if ckpt_dir is None or not isinstance(steps, int) else max(50, -(-steps // 10))
     _check_args(steps, batch_size, loss_fn, step_fn, eval_fn, ckpt_dir, ckpt_every, eval_every,
                 log_every, keep_best, best_mode)
     rank, world, device = _init_distributed(pick_device(device))

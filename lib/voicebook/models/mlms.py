@@ -16,7 +16,9 @@ the objective scores that stand in for the listening tests.
 from __future__ import annotations
 
 import contextlib
+import copy
 from dataclasses import dataclass
+from pathlib import Path
 from typing import Iterable, Mapping, Sequence
 
 import numpy as np
@@ -29,8 +31,9 @@ from ..train import fit
 from .speaker_outputs import SpeakerOutputs
 from .towers import Towers, combine
 
-__all__ = ["CODE_INITS", "PARTS", "MLMS", "n_params", "Example", "Normaliser", "examples", "FrameCrops", "masked_mse",
-           "train", "extend", "adapting", "adapt", "predict", "dev_mse", "scores", "to_wave"]
+__all__ = ["CODE_INITS", "PARTS", "ADAPTATIONS", "MLMS", "n_params", "Example", "Normaliser", "examples", "FrameCrops",
+           "masked_mse", "train", "extend", "adapting", "adapt", "adapt_variants", "predict", "dev_mse", "scores",
+           "to_wave"]
 
 #: How a language code starts (section 4.1): random and learned, 1-hot and learned, 1-hot and fixed.
 CODE_INITS = ("rand", "1-hot (init)", "1-hot (fixed)")
@@ -54,6 +57,10 @@ class MLMS(nn.Module):
             raise ValueError(f"MLMS: code_init must be one of {CODE_INITS}, got {code_init!r}")
         if code_init != "rand" and n_basis != len(languages):
             raise ValueError(f"MLMS: 1-hot codes need one basis tower per language ({len(languages)}), got {n_basis}")
+        for kind, names in (("language", languages), ("speaker", speakers)):
+            twice = sorted({n for n in names if list(names).count(n) > 1})
+            if twice:
+                raise ValueError(f"MLMS: {kind} names must be distinct; given more than once: {twice}")
         self.languages, self.speakers, self.code_init = list(languages), list(speakers), code_init
         self.towers = Towers(n_in, 1 + n_basis, relu=relu, cells=cells, proj=proj, layers=layers)
         codes = torch.randn(len(languages), n_basis) if code_init == "rand" else torch.eye(n_basis)
@@ -197,7 +204,11 @@ def train(model: MLMS, exs: Sequence[Example], norm: Normaliser, *, steps: int, 
 def extend(model: MLMS, language: str, speaker: str, *, seed: int = 0) -> MLMS:
     """A copy of ``model`` with a code for a new ``language`` (starting at the mean of the
     trained codes: the centre of the language space) and a new, randomly initialised output
-    layer for a new ``speaker``; every other weight is copied."""
+    layer for a new ``speaker``; every other weight is copied. A language or speaker the model
+    already has raises (it would get a second code or output layer under the same name)."""
+    if language in model.languages or speaker in model.speakers:
+        raise ValueError(f"extend: the model already has language {language!r} or speaker {speaker!r} "
+                         f"(languages {model.languages}, speakers {model.speakers}); adapt it, or pick new names")
     t = model.towers
     new = MLMS(t.w_in.shape[1], model.languages + [language], model.speakers + [speaker], t.towers - 1,
                n_out=model.outputs.w.shape[2], relu=t.relu, cells=t.cells, proj=t.proj, layers=t.layers)
@@ -267,6 +278,31 @@ def adapt(model: MLMS, parts: Iterable[str], exs: Sequence[Example], norm: Norma
         raise ValueError(f"adapt: expected one language and one speaker, got {sorted(langs)} / {sorted(spks)}")
     with adapting(model, parts, langs.pop(), spks.pop()) as params:
         return train(model, exs, norm, optimizer=torch.optim.Adam(params, lr=lr), **train_kw)
+
+
+#: Section 4.2's four adaptations: ``name: (the adaptation it continues, or None for the
+#: trained model extended with a new code and speaker layer, the parts it updates)``.
+ADAPTATIONS = {"v1": (None, ("code", "speaker")), "v2": (None, ("code", "mean", "speaker")),
+               "v3": ("v1", ("mean", "speaker")), "v4": ("v3", ("code", "mean", "speaker"))}
+
+
+def adapt_variants(model: MLMS, exs: Sequence[Example], norm: Normaliser, *, steps: int, seed: int = 0,
+                   ckpt_dir=None, desc: str = "", **train_kw) -> dict[str, MLMS]:
+    """Section 4.2's v1-v4 for one new language and speaker (those of ``exs``): v1 and v2 start
+    from ``model`` extended (:func:`extend`), v3 continues v1 and v4 continues v3, each for
+    ``steps`` steps of :func:`adapt` on ``exs`` (``ckpt_dir``/v1 ... v4: each resumes).
+    ``model`` is not changed. -> ``{"v1": model, ..., "v4": model}``."""
+    langs, spks = {e.language for e in exs}, {e.speaker for e in exs}
+    if len(langs) != 1 or len(spks) != 1:
+        raise ValueError(f"adapt_variants: expected one language and one speaker, got {sorted(langs)} / {sorted(spks)}")
+    lang, spk = langs.pop(), spks.pop()
+    out = {}
+    for name, (start, parts) in ADAPTATIONS.items():
+        m = copy.deepcopy(out[start]) if start else extend(model, lang, spk, seed=seed)
+        adapt(m, parts, exs, norm, steps=steps, seed=seed, desc=f"{name} {desc}".strip(),
+              ckpt_dir=None if ckpt_dir is None else Path(ckpt_dir) / name, **train_kw)
+        out[name] = m
+    return out
 
 
 # ----------------------------------------------------------------------------- prediction and scores

@@ -56,6 +56,7 @@ __all__ = ["N_MFCC", "WINDOW", "WINDOW_S", "MFCC_RATE", "SIZE", "mfcc_windows", 
 N_MFCC = 12          # 13 computed, the first dropped (3.1)
 WINDOW = 35          # MFCC steps per window (3.1)
 MFCC_RATE = 100      # Hz (3.1)
+MFCC_SR = 16000      # Hz: audio is resampled to this first, so the 512-point FFT spans 32 ms at any input rate
 WINDOW_S = WINDOW / MFCC_RATE
 SIZE = 112           # face crop side in pixels (3.1)
 
@@ -77,16 +78,20 @@ def _check_audio(wav, sr: int, name: str) -> np.ndarray:
 def mfcc_windows(wav, sr: int, n_frames: int | None = None, fps: float = 25.0) -> torch.Tensor:
     """The audio encoder's inputs, one per video frame (3.1, Fig. 5) -> ``(n_frames, 1, 12, 35)``.
 
-    13 MFCCs every 10 ms (:func:`voicebook.audio.mfcc`; step ``k`` is centred at ``k * hop / sr``),
+    The audio is first resampled to ``MFCC_SR`` (16 kHz), so the analysis (512-point FFT, 32 ms;
+    40 mel bands) is the same whatever ``sr`` the clip comes at. 13 MFCCs every 10 ms
+    (:func:`voicebook.audio.mfcc`; step ``k`` is centred at ``k * hop / sr``),
     the first dropped; the window of frame ``t`` is the 35 steps centred on the step nearest
     ``t / fps`` seconds (column 17 is that step). Steps before the start and after the end are
     the edge steps repeated. ``n_frames`` defaults to ``floor(duration * fps)``. Raises
     :class:`AudioError` for audio that is not mono, NaN, silent or shorter than 0.35 s.
     """
     x = _check_audio(wav, sr, "Speech2Vid audio")
-    hop = int(round(sr / MFCC_RATE))
-    feats = audio.mfcc(torch.from_numpy(x), sr, n_mfcc=N_MFCC + 1, hop=hop)[1:]       # (12, steps)
     n_frames = int(len(x) / sr * fps) if n_frames is None else int(n_frames)
+    x = audio.resample(torch.from_numpy(x), int(sr), MFCC_SR) if int(sr) != MFCC_SR else torch.from_numpy(x)
+    sr = MFCC_SR
+    hop = int(round(sr / MFCC_RATE))
+    feats = audio.mfcc(x, sr, n_mfcc=N_MFCC + 1, hop=hop)[1:]                        # (12, steps)
     if n_frames < 1:
         raise ValueError(f"mfcc_windows: n_frames must be >= 1, got {n_frames}")
     half = WINDOW // 2
