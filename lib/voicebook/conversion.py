@@ -68,17 +68,17 @@ def score(judges: J.Judges, converted: Sequence, pairs: Sequence[tuple], *, sr: 
     wavs = [_mono(w, i) for i, w in enumerate(converted)]
     ok = np.array([_is_sound(w, sr) for w in wavs])
     heard = [w for w, k in zip(wavs, ok) if k]
-    targets = [t.speaker for _, t in pairs]
+    heard_targets = [t.speaker for (_, t), k in zip(pairs, ok) if k]
     hits, sims = np.zeros(len(pairs), bool), np.zeros(len(pairs))
     if heard:
-        hits[ok] = np.asarray(J.identify(judges.speaker, heard, sr=sr)) == np.asarray(targets)[ok]
+        hits[ok] = np.asarray(J.identify(judges.speaker, heard, sr=sr)) == np.asarray(heard_targets)
         emb = np.atleast_2d(J.speaker_embeddings(judges.speaker, heard, sr=sr))
-        sims[ok] = [e @ centroids[t] for e, t in zip(emb, np.asarray(targets)[ok])]
+        sims[ok] = [e @ centroids[t] for e, t in zip(emb, heard_targets)]
     sources = [s for s, _ in pairs]
     if all(s.phonemes or s.text for s in sources):
         per = np.ones(len(pairs))
         if heard:
-            per[ok] = J.phoneme_error_rate(judges.content, heard, [s for s, k in zip(sources, ok) if k], sr=sr,
+            per[ok] = J.phoneme_error_rate(judges.content, heard, [s for (s, _), k in zip(pairs, ok) if k], sr=sr,
                                            reduce=False)
         lengths = np.array([len(J.reference_phones(s, judges.content.keep_length)) for s in sources], float)
         per_pooled = float((per * lengths).sum() / lengths.sum())                # sum(edits) / sum(lengths)

@@ -213,9 +213,9 @@ def load_talking_clips(data_dir=None, *, size: str = "smoke", seed: int = 0, max
     (train: LRW's train, VoxCeleb2's dev split; test: their test split), up to ``max_train`` /
     ``max_test`` clips spread over people (VoxCeleb2) or words (LRW). A video in which no face
     is found, that ffmpeg cannot decode, or whose sound is missing, silent or too short is
-    skipped with a warning (one broken file of thousands must not stop a run); :class:`~voicebook.faces_prep.NoFaceError` if no video
-    of a split has one, :class:`~voicebook.checks.CorpusError` if the folder is not a video
-    corpus or lacks a split."""
+    skipped with a warning (one broken file of thousands must not stop a run);
+    :class:`~voicebook.faces_prep.NoFaceError` if no video of a split is usable,
+    :class:`~voicebook.checks.CorpusError` if the folder is not a video corpus or lacks a split."""
     if data_dir is None:
         from .data.faces import load_faces
 
@@ -243,7 +243,7 @@ def load_talking_clips(data_dir=None, *, size: str = "smoke", seed: int = 0, max
             try:
                 clips.append(from_video(item, fp.CANONICAL_112, fps, sr))
             except (fp.NoFaceError, CorpusError, AudioError) as err:   # no face; undecodable; no usable sound
-                skipped.append(f"{err}")
+                skipped.append(str(err))
                 warnings.warn(f"skipping {item.path}: {err}", stacklevel=2)
         if not clips:
             raise fp.NoFaceError(f"{videos.root}: no usable {split!r} video in this {videos.corpus} folder "

@@ -268,15 +268,20 @@ def adapting(model: MLMS, parts: Iterable[str], language: str, speaker: str):
             p.requires_grad_(before[n])
 
 
+def _one_voice(exs: Sequence[Example], who: str) -> tuple[str, str]:
+    """The one ``(language, speaker)`` of adaptation examples; ValueError naming ``who`` if not one."""
+    langs, spks = {e.language for e in exs}, {e.speaker for e in exs}
+    if len(langs) != 1 or len(spks) != 1:
+        raise ValueError(f"{who}: expected one language and one speaker, got {sorted(langs)} / {sorted(spks)}")
+    return langs.pop(), spks.pop()
+
+
 def adapt(model: MLMS, parts: Iterable[str], exs: Sequence[Example], norm: Normaliser, *, lr: float = 1e-3,
           **train_kw):
     """Section 4.2: train only ``parts`` (e.g. ``("code", "speaker")`` for v1) on the new
     language's examples (one language, one speaker). Adam without weight decay, so entries
     whose gradient is always zero stay bit-for-bit equal. -> History."""
-    langs, spks = {e.language for e in exs}, {e.speaker for e in exs}
-    if len(langs) != 1 or len(spks) != 1:
-        raise ValueError(f"adapt: expected one language and one speaker, got {sorted(langs)} / {sorted(spks)}")
-    with adapting(model, parts, langs.pop(), spks.pop()) as params:
+    with adapting(model, parts, *_one_voice(exs, "adapt")) as params:
         return train(model, exs, norm, optimizer=torch.optim.Adam(params, lr=lr), **train_kw)
 
 
@@ -292,10 +297,7 @@ def adapt_variants(model: MLMS, exs: Sequence[Example], norm: Normaliser, *, ste
     from ``model`` extended (:func:`extend`), v3 continues v1 and v4 continues v3, each for
     ``steps`` steps of :func:`adapt` on ``exs`` (``ckpt_dir``/v1 ... v4: each resumes).
     ``model`` is not changed. -> ``{"v1": model, ..., "v4": model}``."""
-    langs, spks = {e.language for e in exs}, {e.speaker for e in exs}
-    if len(langs) != 1 or len(spks) != 1:
-        raise ValueError(f"adapt_variants: expected one language and one speaker, got {sorted(langs)} / {sorted(spks)}")
-    lang, spk = langs.pop(), spks.pop()
+    lang, spk = _one_voice(exs, "adapt_variants")
     out = {}
     for name, (start, parts) in ADAPTATIONS.items():
         m = copy.deepcopy(out[start]) if start else extend(model, lang, spk, seed=seed)

@@ -88,8 +88,7 @@ def mfcc_windows(wav, sr: int, n_frames: int | None = None, fps: float = 25.0) -
     """
     x = _check_audio(wav, sr, "Speech2Vid audio")
     n_frames = int(len(x) / sr * fps) if n_frames is None else int(n_frames)
-    x = audio.resample(torch.from_numpy(x), int(sr), MFCC_SR) if int(sr) != MFCC_SR else torch.from_numpy(x)
-    sr = MFCC_SR
+    x, sr = audio.resample(torch.from_numpy(x), sr, MFCC_SR), MFCC_SR               # as is at 16 kHz
     hop = int(round(sr / MFCC_RATE))
     feats = audio.mfcc(x, sr, n_mfcc=N_MFCC + 1, hop=hop)[1:]                        # (12, steps)
     if n_frames < 1:
