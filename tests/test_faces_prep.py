@@ -115,3 +115,15 @@ def test_eyes_nose_from_68_landmarks():
     np.testing.assert_allclose(got[1, 0], [11, 20])
     with pytest.raises(ValueError, match="68, 2"):
         fp.eyes_nose_from_68(np.zeros((5, 2)))
+
+
+def test_an_opencv_without_haar_cascades_is_named(monkeypatch):
+    import cv2
+
+    monkeypatch.delattr(cv2, "CascadeClassifier")
+    fp._cascade.cache_clear()
+    try:
+        with pytest.raises(RuntimeError, match=r"no Haar cascades .*opencv-python-headless==4\.14"):
+            fp.detect_face(np.zeros((64, 64, 3), np.uint8), "blank")
+    finally:
+        fp._cascade.cache_clear()

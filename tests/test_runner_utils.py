@@ -121,3 +121,17 @@ def test_save_metrics_writes_strict_json(tmp_path):
     text = path.read_text()
     assert "NaN" not in text and "Infinity" not in text
     assert json.loads(text) == {"a": None, "b": [1.0, None], "c": {"d": [2.0, None]}}
+
+
+def test_command_line_parameters_are_json_or_strings(monkeypatch, tmp_path):
+    from voicebook import runner
+
+    calls = []
+    monkeypatch.setattr(runner, "run_chapter", lambda nb, out, **kw: calls.append((nb, out, kw)) or {})
+    runner.main(["ch.md", "--out", str(tmp_path), "--param", "n_seeds=1",
+                 "--param", 'overrides={"steps": 5, "necks": [[2, 32]]}', "--param", "label=plain text"])
+    (nb, out, kw), = calls
+    assert out == tmp_path / "ch" and kw["preset"] == "smoke"
+    assert kw["parameters"] == {"n_seeds": 1, "overrides": {"steps": 5, "necks": [[2, 32]]}, "label": "plain text"}
+    with pytest.raises(SystemExit, match="NAME=JSON"):
+        runner.main(["ch.md", "--param", "no-equals-sign"])

@@ -156,3 +156,20 @@ def test_video_bad_frame_shape(shape):
 def test_video_sound_without_rate():
     with pytest.raises(ValueError, match="sample rate"):
         show.video_bytes(np.zeros((2, 8, 8, 3), np.uint8), 25.0, wav=sine(440, 16000, 0.1))
+
+
+def test_video_without_ffmpeg_falls_back_to_a_gif_and_a_player(monkeypatch):
+    from PIL import Image
+
+    monkeypatch.setattr(show, "ffmpeg_exe", lambda required=True: None)
+    frames = np.zeros((6, 20, 30, 3), np.uint8)
+    frames[:, :, :, 1] = np.arange(6)[:, None, None] * 40
+    html = show.video(frames, fps=25.0, wav=sine(440, 16000, 0.24), sr=16000, width=200).data
+    assert 'src="data:image/gif;base64,' in html and "<audio controls" in html and "no ffmpeg" in html
+    gif = base64.b64decode(html.split("data:image/gif;base64,")[1].split('"')[0])
+    img = Image.open(io.BytesIO(gif))
+    assert img.n_frames == 6 and img.size == (30, 20) and img.info["duration"] == 40
+    img.seek(5)
+    assert np.asarray(img.convert("RGB"))[0, 0, 1] == 200      # the last frame's colour survives
+    with pytest.raises(ValueError, match="sample rate"):
+        show.video(frames, wav=sine(440, 16000, 0.1))

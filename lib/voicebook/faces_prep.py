@@ -47,6 +47,9 @@ class NoFaceError(ValueError):
 
 @functools.lru_cache(maxsize=4)
 def _cascade(name: str) -> cv2.CascadeClassifier:
+    if not hasattr(cv2, "CascadeClassifier") or not hasattr(cv2, "data"):
+        raise RuntimeError(f"OpenCV {cv2.__version__} has no Haar cascades (5.0 dropped them): "
+                           "install opencv-python-headless==4.14.0.94, voicebook's pin")
     path = cv2.data.haarcascades + name
     cascade = cv2.CascadeClassifier(path)
     if cascade.empty():

@@ -141,6 +141,17 @@ def _execute(source: Path, dest: Path, cwd: Path, progress: bool, timeout, param
         cwd=str(cwd), progress_bar=progress, execution_timeout=timeout, log_output=False)
 
 
+def _parameter(text: str) -> tuple[str, object]:
+    """``"name=JSON"`` -> ``(name, value)``; a value that is not JSON is taken as a string."""
+    name, sep, value = text.partition("=")
+    if not sep or not name.isidentifier():
+        raise SystemExit(f"--param wants NAME=JSON (e.g. n_seeds=1), got {text!r}")
+    try:
+        return name, json.loads(value)
+    except json.JSONDecodeError:
+        return name, value
+
+
 def main(argv=None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("notebooks", nargs="+", help="chapter files (.md or .ipynb)")
@@ -148,11 +159,15 @@ def main(argv=None) -> int:
     parser.add_argument("--data-dir", default=None)
     parser.add_argument("--seed", type=int, default=0)
     parser.add_argument("--out", default="runs", help="one sub-folder per chapter is made here")
+    parser.add_argument("--param", action="append", default=[], metavar="NAME=JSON",
+                        help='another papermill parameter, e.g. --param n_seeds=1 --param \'overrides={"steps": 500}\'')
     args = parser.parse_args(argv)
+    parameters = dict(_parameter(p) for p in args.param)
     for nb in args.notebooks:
         out = Path(args.out) / Path(nb).stem
         print(f"[voicebook] {nb} (preset={args.preset}) -> {out}", flush=True)
-        metrics = run_chapter(nb, out, preset=args.preset, data_dir=args.data_dir, seed=args.seed, progress=True)
+        metrics = run_chapter(nb, out, preset=args.preset, data_dir=args.data_dir, seed=args.seed,
+                              parameters=parameters, progress=True)
         print(json.dumps(metrics, indent=2, sort_keys=True))
     return 0
 

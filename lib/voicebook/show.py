@@ -183,7 +183,35 @@ def video_bytes(frames, fps: float, wav=None, sr: int | None = None) -> bytes:
         return out.read_bytes()
 
 
+def gif_bytes(frames, fps: float) -> bytes:
+    """``(frames, height, width, 3)`` RGB frames (uint8, or floats in [0, 1]) as a looping
+    animated GIF (Pillow; no ffmpeg needed). GIF has no sound track."""
+    from PIL import Image
+
+    frames = np.asarray(frames)
+    if frames.ndim != 4 or frames.shape[-1] != 3:
+        raise ValueError(f"video: expected frames of shape (frames, height, width, 3), got {frames.shape}")
+    if frames.dtype != np.uint8:
+        frames = (np.clip(frames, 0, 1) * 255).astype(np.uint8)
+    images = [Image.fromarray(f) for f in frames]
+    buf = io.BytesIO()
+    images[0].save(buf, format="GIF", save_all=True, append_images=images[1:], loop=0,
+                   duration=max(20, round(1000 / fps)))
+    return buf.getvalue()
+
+
 def video(frames, fps: float = 25.0, wav=None, sr: int | None = None, width: int = 320) -> HTML:
-    """An inline ``<video controls>`` of the frames, with the clip as its sound track if given."""
+    """An inline ``<video controls>`` of the frames, with the clip as its sound track if given.
+
+    Where no ffmpeg can be found (neither imageio-ffmpeg's nor one on ``PATH``), a silent
+    animated GIF with an audio player under it instead, and a line saying so."""
+    if ffmpeg_exe(required=False) is None:
+        if wav is not None and sr is None:
+            raise ValueError("video: a sound track (wav) needs its sample rate: pass sr=")
+        data = base64.b64encode(gif_bytes(frames, fps)).decode()
+        sound = audio_tag(wav, sr) if wav is not None else ""
+        return HTML(f'<div><img width="{width}" src="data:image/gif;base64,{data}"/><br/>{sound}'
+                    '<br/><small>no ffmpeg here: a silent GIF, its sound beside it '
+                    '(install imageio-ffmpeg for a video with sound)</small></div>')
     data = base64.b64encode(video_bytes(frames, fps, wav, sr)).decode()
     return HTML(f'<video controls width="{width}" src="data:video/mp4;base64,{data}"></video>')
