@@ -10,9 +10,13 @@ cd "$(dirname "$0")/.."
 rm -rf .whl .whl5
 ../shared/device/wheels.sh -r tools/device-requirements.txt
 rm -f .whl/imageio_ffmpeg-*.whl
+plat=(--only-binary=:all: --python-version 3.12 --implementation cp --platform manylinux_2_28_x86_64
+      --platform manylinux2014_x86_64 --platform manylinux_2_17_x86_64)
+# tinysoundfont without its pyaudio dependency, as the Makefile installs it
+python3 -m pip download -q --no-deps "${plat[@]}" -d .whl "$(grep -o 'tinysoundfont==[0-9.]*' Makefile)" \
+  2> >(grep -v '^WARNING: Location' >&2)
 mkdir -p .whl5
-python3 -m pip download -q --no-deps --only-binary=:all: --python-version 3.12 --implementation cp \
-  --platform manylinux_2_28_x86_64 --platform manylinux2014_x86_64 -d .whl5 \
-  "$(grep -o 'opencv-python-headless==[0-9.]*' pyproject.toml)" 2> >(grep -v '^WARNING: Location' >&2)
+python3 -m pip download -q --no-deps "${plat[@]}" -d .whl5 "$(grep -o 'opencv-python-headless==[0-9.]*' pyproject.toml)" \
+  2> >(grep -v '^WARNING: Location' >&2)
 grep -qx '/.whl5/' .git/info/exclude 2>/dev/null || echo '/.whl5/' >> .git/info/exclude
 du -sh .whl .whl5

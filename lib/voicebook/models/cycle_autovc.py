@@ -12,6 +12,9 @@
 - Schedules, each a sequence of ``fit`` calls: :func:`train_autovc`; :func:`train_two_phase`
   (section 5.2: phase 1 without the style loss on the large set, phase 2 with it on the
   few-shot set); :func:`fine_tune` (section 4.4: cycle training from a pre-trained AutoVC).
+- Chapter 1's systems: :func:`train_system` trains (or loads) one of ``SYSTEMS`` at a
+  bottleneck and seed, checkpointed under its own name, so that
+  :func:`voicebook.parallel.train_in_workers` can train many at once and the chapter then loads them.
 """
 
 from __future__ import annotations
@@ -32,7 +35,8 @@ from .autovc import AutoVC
 from .speaker_encoder import SpeakerEncoder, random_crop
 
 __all__ = ["prepare_mels", "restore_log_mel", "group_by_speaker", "MelCrops", "CycleAutoVC", "CycleOutputs",
-           "autovc_loss_fn", "cycle_loss_fn", "train_autovc", "train_two_phase", "fine_tune"]
+           "autovc_loss_fn", "cycle_loss_fn", "train_autovc", "train_two_phase", "fine_tune",
+           "SYSTEMS", "system_name", "train_system"]
 
 
 # ----------------------------------------------------------------------------- data
@@ -239,3 +243,47 @@ def fine_tune(pretrained: AutoVC, speaker_encoder: SpeakerEncoder, dataset: Data
     history = fit(model, dataset, partial(cycle_loss_fn, lambda_encod=lambda_encod, use_style=use_style),
                   steps=steps, batch_size=batch_size, lr=lr, **{"desc": "CycleAutoVC fine-tuning", **fit_kw})
     return model, history
+
+
+# ----------------------------------------------------------------------------- chapter 1's systems
+
+SYSTEMS = ("autovc", "cycle", "cycle-nostyle", "cycle-finetuned")
+
+
+def system_name(kind: str, neck: tuple[int, int], seed: int) -> str:
+    """Checkpoint folder name of a system, e.g. ``autovc_n32f8_s0``."""
+    return f"{kind}_n{neck[0]}f{neck[1]}_s{seed}"
+
+
+def train_system(kind: str, neck: tuple[int, int], seed: int, *, data: Mapping[str, Dataset],
+                 encoder: SpeakerEncoder, width: float, autovc_steps: int, cycle_steps: tuple[int, int],
+                 ckpt_dir, **fit_kw) -> tuple[nn.Module, list[History]]:
+    """Train one of chapter 1's systems, or load it if its checkpoints say it is done.
+
+    ``kind``: ``"autovc"`` (:func:`train_autovc` for ``autovc_steps`` on ``data["crops"]``);
+    ``"cycle"`` / ``"cycle-nostyle"`` (:func:`train_two_phase` from scratch on ``data["large"]``
+    then ``data["few_shot"]``, with / without the style loss in phase 2); ``"cycle-finetuned"``
+    (the same schedule starting from the ``"autovc"`` system of this neck and seed, which is
+    trained first if it is not yet, section 4.4). ``neck``: ``(dim_neck, freq)``. Initial weights
+    come from ``seed`` alone. ``encoder``: the frozen speaker encoder of the style loss.
+    Checkpoints under ``ckpt_dir / system_name(kind, neck, seed)``. ``fit_kw`` (batch size,
+    lr, device, ...) go to ``fit``. Returns ``(model in eval mode, [histories])``.
+    """
+    if kind not in SYSTEMS:
+        raise ValueError(f"kind must be one of {SYSTEMS}, got {kind!r}")
+    name = system_name(kind, neck, seed)
+    common = dict(width=width, autovc_steps=autovc_steps, cycle_steps=cycle_steps, ckpt_dir=ckpt_dir, **fit_kw)
+    init = None
+    if kind == "cycle-finetuned":
+        init = train_system("autovc", neck, seed, data=data, encoder=encoder, **common)[0]
+    torch.manual_seed(seed)          # initial weights from the seed alone, not from whatever was built before
+    vc = copy.deepcopy(init).train() if init is not None else AutoVC(*neck, width=width)
+    if kind == "autovc":
+        history = train_autovc(vc, data["crops"], steps=autovc_steps, seed=seed, ckpt_dir=Path(ckpt_dir) / name,
+                               **{"desc": name, **fit_kw})
+        return vc.eval(), [history]
+    model = CycleAutoVC(vc, encoder)
+    histories = train_two_phase(model, data["large"], data["few_shot"], steps=cycle_steps,
+                                style=kind != "cycle-nostyle", seed=seed, ckpt_dir=Path(ckpt_dir) / name,
+                                **{"desc": name, **fit_kw})
+    return model.eval(), list(histories)
