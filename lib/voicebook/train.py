@@ -387,7 +387,8 @@ class StepContext:
     """What a ``step_fn`` gets besides the model and batch.
 
     ``step``: the step being taken (1-based); ``optimizers``: by name; ``device``.
-    ``autocast()``: the mixed-precision context for forward passes (a no-op on CPU).
+    ``autocast()``: the mixed-precision context for forward passes (a no-op in fp32; CPU
+    autocast with amp="bf16" on a CPU).
     ``update(loss, name)``: zero that optimizer's grads, backward, sync, clip, step.
     """
 
@@ -534,9 +535,12 @@ def _amp(amp, device: torch.device) -> torch.dtype | None:
         raise ValueError(f"amp must be 'auto', 'bf16', 'fp16' or 'off', got {amp!r}")
     if amp in ("off", None, False):
         return None
+    if device.type == "cpu" and amp == "bf16":
+        return torch.bfloat16          # CPU autocast: what the GPU's bf16 path computes in lower precision, roughly
     if device.type != "cuda":
         if amp != "auto":
-            warnings.warn(f"amp={amp!r} is only used on CUDA; training in float32 on {device}", stacklevel=3)
+            warnings.warn(f"amp={amp!r} is only used on CUDA (and 'bf16' on the CPU); training in float32 on {device}",
+                          stacklevel=3)
         return None
     if amp == "auto":
         return torch.bfloat16 if torch.cuda.is_bf16_supported() else torch.float16
@@ -740,8 +744,10 @@ def fit(model: nn.Module, dataset, loss_fn: Callable | None = None, *, steps: in
         and, with ``keep_best`` (a metric of eval_fn; ``best_mode`` 'min' or 'max'), ``best.pt``
         go. If it already holds ``last.pt`` the run resumes from it.
     seed: seeds everything (rank r uses seed + r) and fixes the data order.
-    device: default :func:`pick_device`. amp: 'auto' (bf16 on CUDA, off on CPU), 'bf16',
-        'fp16' (with a GradScaler) or 'off'. grad_clip: max global grad norm, or None.
+    device: default :func:`pick_device`. amp: 'auto' (bf16 on CUDA, off on CPU), 'bf16' (CUDA or
+        CPU autocast; on the CPU it lets the tests try the GPU's mixed-precision path; oneDNN
+        has no bf16 LSTM without AVX-512, so there an LSTM needs bf16 input),
+        'fp16' (CUDA, with a GradScaler) or 'off'. grad_clip: max global grad norm, or None.
     log_every: steps per logged mean (also logged at checkpoints and at the end).
     progress: show a tqdm bar (rank 0 only). Under torchrun (WORLD_SIZE > 1) each process
     trains on its shard; gradients are averaged (DDP for loss_fn, all-reduce for step_fn).
