@@ -2,9 +2,15 @@
 
 from __future__ import annotations
 
+import os
+
 import pytest
 
 from helpers_signals import speech_like
+
+# The suite pins CPU behaviour (exact resume, bit-for-bit workers): on a machine with a GPU,
+# ``fit`` would otherwise pick CUDA and bf16. VOICEBOOK_DEVICE=cuda runs it there on purpose.
+os.environ.setdefault("VOICEBOOK_DEVICE", "cpu")
 
 
 @pytest.fixture(scope="session")

@@ -281,3 +281,12 @@ def test_steps_run_under_torchrun(tmp_path):
                    capture_output=True, text=True, timeout=180, env=env)
     ranks = [torch.load(tmp_path / f"rank{r}", weights_only=True) for r in (0, 1)]
     assert len(ranks[0]) > 20 and all(torch.equal(ranks[0][k], ranks[1][k]) for k in ranks[0])
+
+
+def test_the_cycle_models_frozen_encoder_follows_its_mode_from_the_start():
+    """cuDNN cannot backpropagate through an LSTM in eval mode: the style loss needs the frozen
+    encoder in training mode whenever the model is (it has no dropout or batch norm)."""
+    model = cycle_model()
+    assert model.training and model.speaker_encoder.training
+    assert not any(p.requires_grad for p in model.speaker_encoder.parameters())
+    assert not model.eval().speaker_encoder.training

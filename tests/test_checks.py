@@ -85,3 +85,24 @@ def test_wrong_rank_and_dtype():
         check_wave(np.ones((2, 3, 100)), "cube")
     with pytest.raises(AudioError, match="complex: expected real-valued samples"):
         check_wave(np.ones(100, np.complex64), "complex")
+
+
+@pytest.mark.parametrize("dtype", [torch.float32, torch.bfloat16, torch.int16])
+def test_a_tensor_is_checked_where_it_lives(monkeypatch, dtype):
+    """Tensors are reduced with torch ops (on a GPU: no copy of the clip to the host), in any
+    dtype numpy lacks (bf16 under autocast), with the same verdicts as for numpy arrays."""
+    def refuse(self, *args, **kw):
+        raise AssertionError("check_wave copied the tensor to numpy")
+    monkeypatch.setattr(torch.Tensor, "numpy", refuse)
+    scale = 32767 if dtype == torch.int16 else 0.5
+    clip = (torch.sin(torch.arange(1600) / 5.0) * scale).to(dtype)
+    assert check_wave(clip, "clip", sr=16000) is clip
+    with pytest.raises(AudioError, match="clip: the clip is silent"):
+        check_wave(clip * 0, "clip")
+    if dtype.is_floating_point:
+        broken = clip.clone()
+        broken[[3, 7]] = float("nan")
+        with pytest.raises(AudioError, match="clip: 2 samples are NaN"):
+            check_wave(broken, "clip")
+    with pytest.raises(AudioError, match=r"shape \(1600, 2\)"):
+        check_wave(torch.stack([clip, clip], 1), "clip")

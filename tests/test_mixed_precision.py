@@ -9,13 +9,12 @@ module that calls it (so it also reaches the functions that build their model in
 take no ``amp`` argument: it adds ``amp="bf16"`` where the caller gave none). It records, per
 run, the parameters before training and the dtypes the model's layers computed in, and every
 test checks the same things: layers really computed in bfloat16, the logged losses are finite,
-the trainable parameters changed, and every parameter and buffer is still float32 (autocast
-keeps float32 master weights).
+the trainable parameters changed, every parameter and buffer is still float32 (autocast
+keeps float32 master weights), and the recurrent layers computed in float32.
 
-Two CPU/CUDA differences are evened out (fixture ``rec``): ``nn.LSTM`` gets its input in bf16
-under CPU autocast, as cuDNN computes it under CUDA autocast (oneDNN has no bf16 LSTM on CPUs
-without AVX-512 and fails there), and ``torch.stft`` refuses bf16 input, which the CPU's FFT
-takes but CUDA's does not. Speech2Vid's ``generate_video`` has its own CUDA-only autocast
+Two CPU/CUDA differences are made visible (fixture ``rec``): an ``nn.LSTM`` / ``nn.GRU`` run
+under autocast fails the test (CUDA would run it in float16, see :mod:`voicebook.fp32`), and
+``torch.stft`` refuses bf16 input, which the CPU's FFT takes but CUDA's does not. Speech2Vid's ``generate_video`` has its own CUDA-only autocast
 (inference, not training) and is not run here.
 """
 
@@ -65,7 +64,13 @@ class Recorder:
             if isinstance(out, torch.Tensor) and module.training:
                 seen.add(out.dtype)
 
+        def autocast_on(module, inputs):
+            if module.training:
+                seen.add("autocast bf16" if torch.is_autocast_enabled("cpu")
+                         and torch.get_autocast_dtype("cpu") == torch.bfloat16 else "no autocast")
+
         hooks = [m.register_forward_hook(hook) for m in model.modules() if isinstance(m, LAYERS)]
+        hooks.append(model.register_forward_pre_hook(autocast_on))
         try:
             history = REAL_FIT(model, dataset, *args, **kw)
         finally:
@@ -74,10 +79,14 @@ class Recorder:
         self.runs.append((model, before, history, seen))
         return history
 
-    def check(self, runs: int = 1):
+    def check(self, runs: int = 1, bf16_layers: bool = True):
+        """``bf16_layers``: some layer module computed in bf16 (false for a model whose only
+        layer modules are RNNs, float32 by design)."""
         assert len(self.runs) == runs
         for model, before, history, seen in self.runs:
-            assert torch.bfloat16 in seen, seen                       # autocast was on
+            assert "no autocast" not in seen, seen                    # every training forward ...
+            assert "autocast bf16" in seen or torch.bfloat16 in seen, seen  # ... under bf16 autocast
+            assert torch.bfloat16 in seen or not bf16_layers, seen
             assert history.train and all(math.isfinite(v) for row in history.train for v in row.values())
             params = dict(model.named_parameters())
             assert all(p.dtype == torch.float32 for p in params.values()), {p.dtype for p in params.values()}
@@ -87,18 +96,21 @@ class Recorder:
             assert trainable and len(unchanged) <= len(trainable) // 10, unchanged   # (measured: none)
 
 
-_LSTM_FORWARD = nn.LSTM.forward
+_RNN_FORWARD = {cls: cls.forward for cls in (nn.LSTM, nn.GRU)}
 
 
-def _lstm_as_on_cuda(self, input, hx=None):
-    """``nn.LSTM`` under CPU autocast computing in bf16, as cuDNN's does under CUDA autocast.
-    Needed because oneDNN has no bf16 LSTM primitive on CPUs without AVX-512: under CPU autocast
-    an fp32 input reaches it cast to bf16 and fails ("could not create a primitive descriptor
-    for the LSTM forward propagation primitive"); a bf16 input takes PyTorch's own kernel."""
-    if torch.is_autocast_enabled("cpu") and isinstance(input, torch.Tensor):
-        dtype = torch.get_autocast_dtype("cpu")
-        input, hx = input.to(dtype), None if hx is None else tuple(h.to(dtype) for h in hx)
-    return _LSTM_FORWARD(self, input, hx)
+def _rnn_outside_autocast(cls):
+    """``cls.forward`` that refuses to run under autocast. Under CUDA autocast cuDNN runs an RNN
+    in float16 whatever autocast's dtype (``AutocastRNN.cpp`` casts to ``kHalf``), without the
+    GradScaler bf16 training goes without: every RNN of the book must run through
+    :func:`voicebook.fp32.fp32_rnn` (autocast off, float32)."""
+    def forward(self, input, hx=None):
+        if torch.is_autocast_enabled("cpu"):
+            raise AssertionError(f"{cls.__name__} ran under autocast (float16 on CUDA): call it through fp32_rnn")
+        data = input.data if isinstance(input, nn.utils.rnn.PackedSequence) else input
+        assert data.dtype == torch.float32, data.dtype
+        return _RNN_FORWARD[cls](self, input, hx)
+    return forward
 
 
 _STFT = torch.stft
@@ -118,7 +130,8 @@ def rec(monkeypatch):
     r = Recorder()
     for module in (train, CA, M, SEP):
         monkeypatch.setattr(module, "fit", r)
-    monkeypatch.setattr(nn.LSTM, "forward", _lstm_as_on_cuda)
+    for cls in (nn.LSTM, nn.GRU):
+        monkeypatch.setattr(cls, "forward", _rnn_outside_autocast(cls))
     monkeypatch.setattr(torch, "stft", _stft_of_fp32)
     return r
 
@@ -242,7 +255,7 @@ def test_mlms_train_and_adapt(rec):
     parts = ("code", "mean", "speaker")                           # v2
     M.adapt(new, parts, _mlms_examples(4, seed=1, language="cc", speaker="cc-f"), norm, steps=3, batch_size=2,
             frames=16, amp="bf16", **KW)
-    rec.check(runs=2)
+    rec.check(runs=2, bf16_layers=False)        # its layers: one LSTM (fp32) and einsums
     allowed = M._masks(new, parts, "cc", "cc-f")
     _, before, _, _ = rec.runs[1]
     for name, p in new.named_parameters():                         # only the adapted entries moved

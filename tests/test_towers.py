@@ -95,3 +95,13 @@ def test_tower_masks_select_one_tower_exactly():
     assert total == per_tower
     with pytest.raises(ValueError, match="tower 3 of 3"):
         t.tower_masks(3)
+
+
+def test_tower_masks_live_on_the_models_device():
+    """On a GPU chapter 3's adaptation v2-v4 multiply gradients by these masks; built on the
+    CPU they would fail there ("expected all tensors to be on the same device"). The meta
+    device stands in for CUDA: a CPU tensor mixed with a meta one fails the same way."""
+    t = Towers(N_IN, K, relu=RELU, cells=CELLS, proj=PROJ, layers=LAYERS).to("meta")
+    masks = t.tower_masks(0)
+    assert {m.device.type for m in masks.values()} == {"meta"}
+    assert t(torch.empty(2, 4, N_IN, device="meta")).device.type == "meta"

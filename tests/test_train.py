@@ -198,7 +198,7 @@ def gan_step(model, batch, ctx):
     (x,) = batch
     bce = nn.functional.binary_cross_entropy_with_logits
     with ctx.autocast():
-        fake = model.g(torch.randn(x.shape[0], 4))
+        fake = model.g(torch.randn(x.shape[0], 4, device=x.device))
         real_logit, fake_logit = model.d(x), model.d(fake.detach())
         d_loss = bce(real_logit, torch.ones_like(real_logit)) + bce(fake_logit, torch.zeros_like(fake_logit))
     ctx.update(d_loss, "d")
@@ -272,8 +272,11 @@ def test_bad_arguments_are_refused_clearly(diabetes, tmp_path):
         load_checkpoint(tmp_path / "junk.pt")
 
 
-def test_pick_device():
+def test_pick_device(monkeypatch):
     assert pick_device("cpu") == torch.device("cpu")
+    monkeypatch.setenv("VOICEBOOK_DEVICE", "cpu")
+    assert pick_device().type == "cpu"
+    monkeypatch.delenv("VOICEBOOK_DEVICE")
     assert pick_device().type == ("cuda" if torch.cuda.is_available() else "cpu")
     if not torch.cuda.is_available():
         with pytest.raises(ValueError, match="is_available"):

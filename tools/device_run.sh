@@ -59,6 +59,9 @@ for ch in "${chapters[@]}"; do
   timeout --kill-after=10 "$left" "$py" -m voicebook.runner "$nb" --preset "$preset" --out "$work" "${params[@]}" \
     > "$out/$name/log.txt" 2>&1
   rc=$?
+  if ((rc == 124 || rc == 137)); then   # timeout stops papermill only: its kernel and spawned trainers would go on
+    pkill -f ipykernel_launcher; pkill -f multiprocessing.spawn; sleep 2
+  fi
   cp "$work/$name/$name.ipynb" "$work/$name/metrics.json" "$out/$name/" 2>/dev/null
   printf '%s\t%s\t%s\n' "$name" "$rc" "$((SECONDS - t0))" | tee -a "$out/timings.tsv"
   tail -5 "$out/$name/log.txt"

@@ -19,10 +19,30 @@ class CorpusError(ValueError):
     """A data folder that is missing, incomplete, or not the corpus it claims to be."""
 
 
-def _as_numpy(x) -> np.ndarray:
+def _as_samples(x):
+    """A tensor as it is (detached), anything else as a numpy array."""
+    return x.detach() if isinstance(x, torch.Tensor) else np.asarray(x)
+
+
+def _kind(x) -> tuple[bool, bool]:
+    """(integer samples, real samples) of a tensor or array."""
     if isinstance(x, torch.Tensor):
-        return x.detach().cpu().numpy()
-    return np.asarray(x)
+        integer = not (x.is_floating_point() or x.is_complex() or x.dtype == torch.bool)
+        return integer, integer or x.is_floating_point()
+    integer = np.issubdtype(x.dtype, np.integer)
+    return integer, integer or np.issubdtype(x.dtype, np.floating)
+
+
+def _nonfinite_and_peak(x) -> tuple[int, float]:
+    """(number of NaN / infinite samples, peak ``|x|`` of the finite ones). A tensor is reduced
+    where it lives and only these two numbers cross to the host (on a GPU, no copy of the clip)."""
+    if isinstance(x, torch.Tensor):
+        x = x if x.is_floating_point() else x.double()
+        finite = torch.isfinite(x)
+        bad, peak = torch.stack([(~finite).sum().double(), torch.where(finite, x.abs(), 0).max().double()]).tolist()
+        return int(bad), peak
+    finite = np.isfinite(x)
+    return int(x.size - finite.sum()), float(np.max(np.abs(np.where(finite, x, 0))))
 
 
 def check_wave(
@@ -49,17 +69,18 @@ def check_wave(
     """
     if expected_sr is not None and sr is not None and int(sr) != int(expected_sr):
         raise AudioError(f"{name}: sample rate is {sr} Hz, expected {expected_sr} Hz (resample it first: voicebook.audio.resample)")
-    x = _as_numpy(wav)
-    if x.size == 0:
+    x = _as_samples(wav)
+    integer, real = _kind(x)
+    if (x.size if isinstance(x, np.ndarray) else x.numel()) == 0:
         raise AudioError(f"{name}: empty audio (0 samples)")
-    if not np.issubdtype(x.dtype, np.floating) and not np.issubdtype(x.dtype, np.integer):
+    if not real:
         raise AudioError(f"{name}: expected real-valued samples, got dtype {x.dtype}")
     if mono and x.ndim == 2 and x.shape[1] in (2, 3, 4, 6, 8) and x.shape[0] > x.shape[1]:
-        raise AudioError(f"{name}: looks like {x.shape[1]}-channel audio of shape {x.shape}; expected mono (samples,) (mix down with wav.mean(axis=1))")
+        raise AudioError(f"{name}: looks like {x.shape[1]}-channel audio of shape {tuple(x.shape)}; expected mono (samples,) (mix down with wav.mean(axis=1))")
     if x.ndim > 2:
-        raise AudioError(f"{name}: expected (samples,) or (batch, samples), got shape {x.shape}")
-    if not np.all(np.isfinite(x)):
-        bad = int(np.size(x) - np.isfinite(x).sum())
+        raise AudioError(f"{name}: expected (samples,) or (batch, samples), got shape {tuple(x.shape)}")
+    bad, peak = _nonfinite_and_peak(x)
+    if bad:
         raise AudioError(f"{name}: {bad} samples are NaN or infinite")
     n = x.shape[-1]
     if min_samples is not None and n < min_samples:
@@ -67,8 +88,7 @@ def check_wave(
     if min_seconds is not None and sr is not None and n < min_seconds * sr:
         raise AudioError(f"{name}: {n / sr:.3f} s is shorter than the {min_seconds:.3f} s required")
     if not allow_silence:
-        peak = float(np.max(np.abs(x)))
-        scale = 32768.0 if np.issubdtype(x.dtype, np.integer) else 1.0
+        scale = 32768.0 if integer else 1.0
         if peak / scale <= 10 ** (silence_db / 20):
             raise AudioError(f"{name}: the clip is silent (peak {20 * np.log10(peak / scale + 1e-30):.1f} dBFS, threshold {silence_db} dBFS)")
     return wav

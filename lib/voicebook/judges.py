@@ -37,6 +37,7 @@ from . import audio, metrics, train
 from .checks import AudioError, check_wave
 from .data import phonemes as ph
 from .data.features import AUTOVC_MEL, log_mels
+from .fp32 import fp32_rnn
 
 __all__ = [
     "SpeakerJudge", "ContentJudge", "Judges", "PRESETS",
@@ -176,9 +177,9 @@ class ContentJudge(nn.Module):
         h = h.transpose(1, 2)  # (B, T, C)
         if self.rnn is not None and lengths is not None:
             packed = nn.utils.rnn.pack_padded_sequence(h, lengths.cpu(), batch_first=True, enforce_sorted=False)
-            h = nn.utils.rnn.pad_packed_sequence(self.rnn(packed)[0], batch_first=True, total_length=mel.shape[-1])[0]
+            h = nn.utils.rnn.pad_packed_sequence(fp32_rnn(self.rnn, packed)[0], batch_first=True, total_length=mel.shape[-1])[0]
         elif self.rnn is not None:
-            h = self.rnn(h)[0]
+            h = fp32_rnn(self.rnn, h)[0]
         return F.log_softmax(self.out(h).float(), dim=-1)
 
 

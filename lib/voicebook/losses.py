@@ -34,6 +34,8 @@ import math
 import torch
 import torch.nn.functional as F
 
+from .fp32 import at_least_fp32, no_autocast
+
 __all__ = ["ge2e_similarity", "ge2e_loss", "autovc_loss", "cycle_loss", "encoding_loss", "style_loss",
            "cycle_autovc_loss", "RHO_GEN", "RHO_DIS", "lsgan_loss", "soft_fake_label", "soft_real_label",
            "l1_per_copy", "frame_energy", "energy_loss", "separation_loss"]
@@ -91,7 +93,8 @@ def ge2e_loss(embeddings: torch.Tensor, w: torch.Tensor, b: torch.Tensor, reduct
     """
     if reduction not in ("mean", "sum"):
         raise ValueError(f"reduction must be 'mean' or 'sum', got {reduction!r}")
-    s = ge2e_similarity(embeddings, w, b)                              # (N, M, N)
+    with no_autocast(embeddings.device.type):                        # fp32: w >= 10 scales bf16's rounding
+        s = ge2e_similarity(*map(at_least_fp32, (embeddings, w, b)))  # (N, M, N)
     n, m, _ = s.shape
     target = torch.arange(n, device=s.device).repeat_interleave(m)    # speaker j of row (j, i)
     return F.cross_entropy(s.reshape(n * m, n), target, reduction=reduction)

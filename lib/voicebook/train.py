@@ -543,7 +543,7 @@ def _amp(amp, device: torch.device) -> torch.dtype | None:
                           stacklevel=3)
         return None
     if amp == "auto":
-        return torch.bfloat16 if torch.cuda.is_bf16_supported() else torch.float16
+        return torch.bfloat16 if torch.cuda.is_bf16_supported(including_emulation=False) else torch.float16
     return torch.bfloat16 if amp == "bf16" else torch.float16
 
 

@@ -149,7 +149,7 @@ class CycleAutoVC(nn.Module):
             raise ValueError(f"the speaker encoder gives {speaker_encoder.dim_emb}-d embeddings, "
                              f"AutoVC expects {autovc.dim_emb}")
         self.autovc = autovc
-        self.speaker_encoder = copy.deepcopy(speaker_encoder).requires_grad_(False).eval()
+        self.speaker_encoder = copy.deepcopy(speaker_encoder).requires_grad_(False).train(self.training)
 
     def forward(self, mel: torch.Tensor, emb_src: torch.Tensor, emb_tgt: torch.Tensor, *,
                 style: bool = True) -> CycleOutputs:

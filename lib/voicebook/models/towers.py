@@ -25,6 +25,8 @@ import torch
 from torch import nn
 from torch.func import functional_call
 
+from ..fp32 import fp32_rnn
+
 __all__ = ["Towers", "combine"]
 
 # CPU only, harmless: PyTorch falls back from oneDNN to its own kernel for projected LSTMs.
@@ -83,7 +85,7 @@ class Towers(nn.Module):
         out["w_in"][k], out["b_in"][k] = 1.0, 1.0
         for name, p in self.lstm.named_parameters():
             n_rows = self.proj if name.startswith("weight_hr") else self.cells
-            rows = torch.arange(p.shape[0])
+            rows = torch.arange(p.shape[0], device=p.device)
             rows = rows // n_rows if name.startswith("weight_hr") else (rows % (self.towers * n_rows)) // n_rows
             mine = (rows == k).to(p.dtype)
             if name.startswith("weight"):
@@ -97,7 +99,7 @@ class Towers(nn.Module):
             raise ValueError(f"Towers: expected (batch, frames, {self.w_in.shape[1]}), got {tuple(x.shape)}")
         h = torch.relu(torch.einsum("bti,kio->btko", x, self.w_in) + self.b_in)   # (batch, frames, towers, relu)
         h = h.reshape(x.shape[0], x.shape[1], self.towers * self.relu)
-        out, _ = functional_call(self.lstm, self.masked_weights(), (h,))          # (batch, frames, towers * proj)
+        out, _ = fp32_rnn(lambda h: functional_call(self.lstm, self.masked_weights(), (h,)), h)          # (batch, frames, towers * proj)
         return out.reshape(x.shape[0], x.shape[1], self.towers, self.proj).permute(2, 0, 1, 3)
 
 
