@@ -14,8 +14,8 @@ keeps float32 master weights), and the recurrent layers computed in float32.
 
 Two CPU/CUDA differences are made visible (fixture ``rec``): an ``nn.LSTM`` / ``nn.GRU`` run
 under autocast fails the test (CUDA would run it in float16, see :mod:`voicebook.fp32`), and
-``torch.stft`` refuses bf16 input, which the CPU's FFT takes but CUDA's does not. Speech2Vid's ``generate_video`` has its own CUDA-only autocast
-(inference, not training) and is not run here.
+``torch.stft`` refuses bf16 input, which the CPU's FFT takes but CUDA's does not. Speech2Vid's
+``generate_video`` has its own CUDA-only autocast (inference, not training) and is not run here.
 """
 
 from __future__ import annotations

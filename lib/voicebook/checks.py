@@ -71,7 +71,7 @@ def check_wave(
         raise AudioError(f"{name}: sample rate is {sr} Hz, expected {expected_sr} Hz (resample it first: voicebook.audio.resample)")
     x = _as_samples(wav)
     integer, real = _kind(x)
-    if (x.size if isinstance(x, np.ndarray) else x.numel()) == 0:
+    if 0 in x.shape:
         raise AudioError(f"{name}: empty audio (0 samples)")
     if not real:
         raise AudioError(f"{name}: expected real-valued samples, got dtype {x.dtype}")

@@ -8,7 +8,8 @@ smallest normal number and lose their precision or vanish. Every recurrent layer
 therefore runs through :func:`fp32_rnn`: autocast off, float32 in and out. The layers around it
 keep their bf16 autocast; TF32 keeps a float32 cuDNN RNN fast on recent GPUs.
 :func:`at_least_fp32` lifts half-precision tensors for other float32 islands (the GE2E
-similarity matrix, whose cosines are scaled by ``w >= 10``).
+similarity matrix, whose cosines are scaled by ``w >= 10``); :func:`no_autocast` opens one
+(also used by the speaker output layers' linear recurrence).
 """
 
 from __future__ import annotations

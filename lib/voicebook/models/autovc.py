@@ -81,7 +81,7 @@ class ContentEncoder(nn.Module):
         x = x.transpose(1, 2)                                        # channels first for Conv1d
         for conv in self.convs:
             x = F.relu(conv(x))                                      # conv 5x1, batch norm, ReLU
-        out, _ = fp32_rnn(self.blstm, x.transpose(1, 2))                       # (batch, frames, 2 dim_neck)
+        out, _ = fp32_rnn(self.blstm, x.transpose(1, 2))             # (batch, frames, 2 dim_neck)
         return downsample(out, self.dim_neck, self.freq)
 
 
@@ -97,11 +97,11 @@ class Decoder(nn.Module):
         nn.init.xavier_uniform_(self.proj.weight)
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
-        x, _ = fp32_rnn(self.lstm1, x)                                         # LSTM 512
+        x, _ = fp32_rnn(self.lstm1, x)                               # LSTM 512
         x = x.transpose(1, 2)
         for conv in self.convs:
             x = F.relu(conv(x))                                      # 3 x (conv 5x1 512, batch norm, ReLU)
-        x, _ = fp32_rnn(self.lstm2, x.transpose(1, 2))                         # 2 x LSTM 1024
+        x, _ = fp32_rnn(self.lstm2, x.transpose(1, 2))               # 2 x LSTM 1024
         return self.proj(x)                                          # linear to n_mels
 
 

@@ -63,7 +63,7 @@ class SpeakerEncoder(nn.Module):
         """``mel`` ``(batch, frames, n_mels)`` -> unit-norm embeddings ``(batch, dim_emb)``."""
         if mel.dim() != 3 or mel.shape[-1] != self.n_mels:
             raise ValueError(f"SpeakerEncoder expects (batch, frames, {self.n_mels}), got {tuple(mel.shape)}")
-        out, _ = fp32_rnn(self.lstm, mel)                            # (batch, frames, hidden)
+        out, _ = fp32_rnn(self.lstm, mel)                    # (batch, frames, hidden)
         return F.normalize(self.proj(out[:, -1]), dim=-1)    # the last frame, projected, L2-normalised
 
 

@@ -22,6 +22,8 @@ import math
 import torch
 from torch import nn
 
+from ..fp32 import no_autocast
+
 __all__ = ["SpeakerOutputs", "linear_recurrence"]
 
 
@@ -57,6 +59,6 @@ class SpeakerOutputs(nn.Module):
         if speakers.shape != (h.shape[0],) or speakers.min() < 0 or speakers.max() >= n_speakers:
             raise ValueError(f"SpeakerOutputs: need one speaker index in [0, {n_speakers}) per utterance, "
                              f"got {speakers.tolist()} for a batch of {h.shape[0]}")
-        with torch.autocast(h.device.type, enabled=False):        # powers of U_s need float32
+        with no_autocast(h.device.type):                          # powers of U_s need float32
             drive = torch.einsum("bti,bio->bto", h.float(), self.w[speakers]) + self.b[speakers][:, None]
             return linear_recurrence(drive, self.u[speakers])     # W_s h_t + b_s + U_s y_{t-1}

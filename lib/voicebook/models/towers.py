@@ -20,6 +20,7 @@ from __future__ import annotations
 
 import math
 import warnings
+from functools import partial
 
 import torch
 from torch import nn
@@ -99,7 +100,8 @@ class Towers(nn.Module):
             raise ValueError(f"Towers: expected (batch, frames, {self.w_in.shape[1]}), got {tuple(x.shape)}")
         h = torch.relu(torch.einsum("bti,kio->btko", x, self.w_in) + self.b_in)   # (batch, frames, towers, relu)
         h = h.reshape(x.shape[0], x.shape[1], self.towers * self.relu)
-        out, _ = fp32_rnn(lambda h: functional_call(self.lstm, self.masked_weights(), (h,)), h)          # (batch, frames, towers * proj)
+        lstm = partial(functional_call, self.lstm, self.masked_weights())        # the masked LSTM, called on h
+        out, _ = fp32_rnn(lstm, h)                                                # (batch, frames, towers * proj)
         return out.reshape(x.shape[0], x.shape[1], self.towers, self.proj).permute(2, 0, 1, 3)
 
 

@@ -71,7 +71,7 @@ class CRNN(nn.Module):
     def logits(self, wav: torch.Tensor) -> torch.Tensor:
         x = self.conv(log_magnitude(wav, self.n_fft, self.hop))                # (b, c, t, f')
         x = x.permute(0, 2, 1, 3).flatten(2)                                     # (b, t, c * f')
-        return self.out(fp32_rnn(self.gru, x)[0]).squeeze(-1)                             # (b, t)
+        return self.out(fp32_rnn(self.gru, x)[0]).squeeze(-1)                   # (b, t)
 
     def forward(self, wav: torch.Tensor) -> torch.Tensor:
         return torch.sigmoid(self.logits(wav))
