@@ -1,15 +1,19 @@
-"""Atomic writes leave either the old file or the whole new one, and no temporary files."""
+"""Atomic writes leave either the old file or the whole new one, and no temporary files; a lock
+makes a second process wait for the first."""
 
 from __future__ import annotations
 
 import hashlib
 import json
 import os
+import subprocess
+import sys
+import time
 
 import numpy as np
 import pytest
 
-from voicebook.files import atomic_path, atomic_write_bytes, atomic_write_json, sha256
+from voicebook.files import atomic_path, atomic_write_bytes, atomic_write_json, locked, sha256
 
 
 def test_atomic_path_replaces_content_and_leaves_no_temp(tmp_path):
@@ -74,3 +78,23 @@ def test_sha256_matches_hashlib(tmp_path):
     assert sha256(path, chunk=1000) == expected  # several chunks, the last one partial
     (tmp_path / "empty").write_bytes(b"")
     assert sha256(tmp_path / "empty") == hashlib.sha256(b"").hexdigest()
+
+
+def test_locked_makes_another_process_wait_until_the_holder_lets_go(tmp_path, capfd):
+    lock, held, done = tmp_path / "x.lock", tmp_path / "held", tmp_path / "done"
+    holder = subprocess.Popen([sys.executable, "-c", (
+        "import pathlib, sys, time\n"
+        "from voicebook.files import locked\n"
+        f"with locked({str(lock)!r}):\n"
+        f"    pathlib.Path({str(held)!r}).touch(); time.sleep(1.0); pathlib.Path({str(done)!r}).touch()\n")])
+    deadline = time.monotonic() + 60
+    while not held.exists():
+        assert holder.poll() is None and time.monotonic() < deadline, "the holder never took the lock"
+        time.sleep(0.02)
+    with locked(lock, "a test"):
+        assert done.exists()                       # entered only after the holder's block ended
+    assert holder.wait(30) == 0
+    assert f"waiting for another process that holds {lock} (a test)" in capfd.readouterr().out
+    with locked(lock):                             # free again: no wait, no message
+        pass
+    assert "waiting" not in capfd.readouterr().out

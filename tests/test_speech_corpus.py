@@ -3,6 +3,8 @@
 import json
 import os
 import shutil
+import threading
+import time
 from collections import defaultdict
 
 import numpy as np
@@ -199,3 +201,25 @@ def test_cache_resumes_after_an_interruption_and_rejects_other_headers(tmp_path)
     os.utime(tmp_path / "f0.txt", ns=(0, 0))
     cache.fill(tmp_path, cache.describe("toy", 1, {"n": 3}, seed=7), jobs, make_text, workers=1)
     assert (tmp_path / "f0.txt").stat().st_mtime_ns != 0  # another seed: everything made again
+
+
+def test_two_fills_of_one_folder_take_turns_and_make_each_file_once(tmp_path):
+    """A second process (here a thread: the lock is per open file, so it works the same) that
+    fills a folder another is filling waits, then finds every file made."""
+    header = cache.describe("toy", 1, {"n": 4}, seed=0)
+    jobs = {f"f{i}.txt": f"text {i}" for i in range(4)}
+    made, started = [], threading.Event()
+
+    def slow_make(folder, rel, job):
+        started.set()
+        made.append(rel)
+        time.sleep(0.2)
+        return make_text(folder, rel, job)
+
+    first = threading.Thread(target=cache.fill, args=(tmp_path / "c", header, jobs, slow_make), kwargs={"workers": 1})
+    first.start()
+    started.wait(5)
+    second = cache.fill(tmp_path / "c", header, jobs, slow_make, workers=1)
+    first.join()
+    assert sorted(made) == sorted(jobs)              # each file made once, by the first fill
+    assert sorted(second["files"]) == sorted(jobs)   # the second one waited and found them all

@@ -1,8 +1,11 @@
-"""Atomic file writes and checksums, shared by checkpoints, caches and results; and the one
-place that finds the ffmpeg binary (:func:`ffmpeg_exe`) for media soundfile cannot read or write.
+"""Atomic file writes, checksums and inter-process locks, shared by checkpoints, caches and
+results; and the one place that finds the ffmpeg binary (:func:`ffmpeg_exe`) for media soundfile
+cannot read or write.
 
 A file is written to a temporary name in the same folder, flushed to disk and renamed over
 the destination, so a reader sees either the old file or the whole new one, never a torn one.
+:func:`locked` makes a second process that wants to fill the same cache wait for the first,
+instead of computing everything twice.
 """
 
 from __future__ import annotations
@@ -15,6 +18,8 @@ import tempfile
 from contextlib import contextmanager
 from pathlib import Path
 from typing import Iterator
+
+from filelock import FileLock, Timeout
 
 
 @contextmanager
@@ -61,6 +66,29 @@ def sha256(path: str | os.PathLike, chunk: int = 1 << 20) -> str:
         while block := f.read(chunk):
             h.update(block)
     return h.hexdigest()
+
+
+@contextmanager
+def locked(path: str | os.PathLike, what: str = "") -> Iterator[None]:
+    """Hold an exclusive lock on the file ``path`` (made if missing) for the block.
+
+    Another process (or thread) asking for the same lock waits until this block ends; it says
+    once that it is waiting (``what`` names what the other one is making), so a second notebook
+    or test worker that needs a cache being generated waits instead of generating it again.
+    The lock is the operating system's (``filelock``): a killed holder releases it.
+    """
+    path = Path(path)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    lock = FileLock(path)
+    try:
+        lock.acquire(timeout=0)
+    except Timeout:
+        print(f"waiting for another process that holds {path}" + (f" ({what})" if what else ""), flush=True)
+        lock.acquire()
+    try:
+        yield
+    finally:
+        lock.release()
 
 
 def ffmpeg_exe(required: bool = True) -> str | None:

@@ -6,7 +6,8 @@ generator returned with it. A manifest whose header differs from the one asked f
 
 :func:`fill` makes whatever :func:`verify` finds missing, truncated or corrupted, in parallel
 processes, writing each file atomically and saving the manifest every few seconds, so an
-interrupted generation resumes and keeps the good files. Any generator fits: speech corpora,
+interrupted generation resumes and keeps the good files; two processes filling one folder take
+turns (a lock file), so the second finds the first one's files instead of making them again. Any generator fits: speech corpora,
 songs, face videos.
 """
 
@@ -22,7 +23,7 @@ from typing import Any, Callable, Iterable
 
 from tqdm.auto import tqdm
 
-from ..files import atomic_write_json, sha256
+from ..files import atomic_write_json, locked, sha256
 
 __all__ = ["MANIFEST", "default_cache_dir", "describe", "folder_for", "read_manifest",
            "write_manifest", "verify", "fill", "cpu_workers"]
@@ -134,10 +135,18 @@ def fill(folder: str | os.PathLike, header: dict, jobs: dict[str, Any], make: Ma
     ``make(folder, relpath, job)`` must write ``folder/relpath`` atomically (e.g. with
     :func:`voicebook.files.atomic_path`) and return JSON-able metadata; it runs in
     ``workers`` processes (default: all usable cores), so it must be a module-level function.
-    Manifest entries not in ``jobs`` are dropped. Returns the saved manifest.
+    Manifest entries not in ``jobs`` are dropped. Returns the saved manifest. A second process
+    filling the same folder meanwhile waits for this one (a lock file beside the folder), then
+    finds the files made.
     """
     folder = Path(folder)
     folder.mkdir(parents=True, exist_ok=True)
+    with locked(folder.parent / f".{folder.name}.lock", desc):
+        return _fill(folder, header, jobs, make, cpu_workers(workers), desc, save_every_s)
+
+
+def _fill(folder: Path, header: dict, jobs: dict[str, Any], make: Maker, workers: int, desc: str,
+          save_every_s: float) -> dict:
     on_disk = read_manifest(folder, header)
     files = {rel: entry for rel, entry in on_disk["files"].items() if rel in jobs}
     manifest = {"header": header, "files": files}
@@ -151,7 +160,7 @@ def fill(folder: str | os.PathLike, header: dict, jobs: dict[str, Any], make: Ma
     last_save = time.monotonic()
     try:
         with tqdm(total=len(todo), desc=desc, unit="file") as bar:
-            for rel, entry in _run(make, folder, [(rel, jobs[rel]) for rel in todo], cpu_workers(workers)):
+            for rel, entry in _run(make, folder, [(rel, jobs[rel]) for rel in todo], workers):
                 files[rel] = entry
                 bar.update(1)
                 if time.monotonic() - last_save > save_every_s:

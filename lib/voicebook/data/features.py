@@ -17,7 +17,7 @@ import torch
 from tqdm.auto import tqdm
 
 from .. import audio
-from ..files import atomic_path
+from ..files import atomic_path, locked
 from .cache import cpu_workers, default_cache_dir
 
 #: AutoVC's mel front end (Qian et al. 2019): 16 kHz, 1024-point STFT, hop 256, 80 bands 90-7600 Hz.
@@ -57,19 +57,21 @@ def log_mels(items, *, sr: int = 16000, n_fft: int = 1024, hop: int = 256, n_mel
 
 
 def _cached(items, settings: dict, kind: str, cache_dir, compute):
-    """``compute()``'s ``{id: tensor or dict of tensors}``, kept in ``features/<kind>-<key>.pt``."""
+    """``compute()``'s ``{id: tensor or dict of tensors}``, kept in ``features/<kind>-<key>.pt``;
+    a second process asking for the same file meanwhile waits for this one and reads it."""
     path = Path(cache_dir or default_cache_dir()) / "features" / f"{kind}-{_key(items, settings)}.pt"
-    if path.exists():
-        try:
-            cached = torch.load(path, weights_only=True)
-            if set(cached) == {u.id for u in items}:
-                return cached
-        except Exception:  # truncated or corrupt: compute again below
-            pass
-    feats = compute()
-    with atomic_path(path) as tmp:
-        torch.save(feats, tmp)
-    return feats
+    with locked(path.with_name(f".{path.name}.lock"), f"{kind} features"):
+        if path.exists():
+            try:
+                cached = torch.load(path, weights_only=True)
+                if set(cached) == {u.id for u in items}:
+                    return cached
+            except Exception:  # truncated or corrupt: compute again below
+                pass
+        feats = compute()
+        with atomic_path(path) as tmp:
+            torch.save(feats, tmp)
+        return feats
 
 
 def _envelope_of(job) -> tuple:
