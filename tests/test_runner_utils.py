@@ -1,4 +1,4 @@
-"""voicebook.runner helpers used inside chapters (running a whole chapter is test_chapters.py)."""
+"""voicebook.runner helpers used inside chapters (running a whole chapter is test_chapter0N.py)."""
 
 from __future__ import annotations
 
