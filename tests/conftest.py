@@ -52,8 +52,11 @@ def pytest_xdist_make_scheduler(config, log):
 
 
 def _rank(item: pytest.Item) -> int:
+    """0, 1, ... for the modules in FIRST, then one rank for all others, then LAST."""
     name = item.path.name
-    return FIRST.index(name) if name in FIRST else len(FIRST) + 1 if name in LAST else len(FIRST)
+    if name in FIRST:
+        return FIRST.index(name)
+    return len(FIRST) + (1 if name in LAST else 0)
 
 
 def pytest_collection_modifyitems(config, items):
