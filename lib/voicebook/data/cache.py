@@ -7,8 +7,8 @@ generator returned with it. A manifest whose header differs from the one asked f
 :func:`fill` makes whatever :func:`verify` finds missing, truncated or corrupted, in parallel
 processes, writing each file atomically and saving the manifest every few seconds, so an
 interrupted generation resumes and keeps the good files; two processes filling one folder take
-turns (a lock file), so the second finds the first one's files instead of making them again. Any generator fits: speech corpora,
-songs, face videos.
+turns (a lock file), so the second finds the first one's files instead of making them again.
+Any generator fits: speech corpora, songs, face videos.
 """
 
 from __future__ import annotations
