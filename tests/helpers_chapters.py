@@ -23,7 +23,7 @@ def smoke_chapter(tmp_path_factory, name: str) -> tuple[Path, dict]:
     root = tmp_path_factory.getbasetemp()
     root = root.parent if os.environ.get("PYTEST_XDIST_WORKER") else root
     out, failed = root / "chapters" / name, root / "chapters" / f"{name}.failed"
-    with locked(root / "chapters" / f"{name}.lock", f"the smoke run of {name}"):
+    with locked(out, f"the smoke run of {name}"):
         if failed.exists():
             pytest.fail(f"{name} at smoke failed in another test worker:\n{failed.read_text()}")
         if (out / "metrics.json").exists():

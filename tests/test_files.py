@@ -81,20 +81,20 @@ def test_sha256_matches_hashlib(tmp_path):
 
 
 def test_locked_makes_another_process_wait_until_the_holder_lets_go(tmp_path, capfd):
-    lock, held, done = tmp_path / "x.lock", tmp_path / "held", tmp_path / "done"
+    made, held, done = tmp_path / "x", tmp_path / "held", tmp_path / "done"
     holder = subprocess.Popen([sys.executable, "-c", (
         "import pathlib, sys, time\n"
         "from voicebook.files import locked\n"
-        f"with locked({str(lock)!r}):\n"
+        f"with locked({str(made)!r}):\n"
         f"    pathlib.Path({str(held)!r}).touch(); time.sleep(1.0); pathlib.Path({str(done)!r}).touch()\n")])
     deadline = time.monotonic() + 60
     while not held.exists():
         assert holder.poll() is None and time.monotonic() < deadline, "the holder never took the lock"
         time.sleep(0.02)
-    with locked(lock, "a test"):
+    with locked(made, "a test"):
         assert done.exists()                       # entered only after the holder's block ended
     assert holder.wait(30) == 0
-    assert f"waiting for another process that holds {lock} (a test)" in capfd.readouterr().out
-    with locked(lock):                             # free again: no wait, no message
+    assert f"waiting for another process that is making {made} (a test)" in capfd.readouterr().out
+    with locked(made):                             # free again: no wait, no message
         pass
     assert "waiting" not in capfd.readouterr().out

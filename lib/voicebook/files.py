@@ -70,20 +70,22 @@ def sha256(path: str | os.PathLike, chunk: int = 1 << 20) -> str:
 
 @contextmanager
 def locked(path: str | os.PathLike, what: str = "") -> Iterator[None]:
-    """Hold an exclusive lock on the file ``path`` (made if missing) for the block.
+    """Hold an exclusive lock on ``path`` (a file or folder being made) for the block.
 
-    Another process (or thread) asking for the same lock waits until this block ends; it says
-    once that it is waiting (``what`` names what the other one is making), so a second notebook
-    or test worker that needs a cache being generated waits instead of generating it again.
-    The lock is the operating system's (``filelock``): a killed holder releases it.
+    The lock is the file ``.<name>.lock`` beside ``path`` (made if missing). Another process
+    (or thread) asking for the same ``path`` waits until this block ends; it says once that it
+    is waiting (``what`` names what the other one is making), so a second notebook or test
+    worker that needs a cache being generated waits instead of generating it again. The lock
+    is the operating system's (``filelock``): a killed holder releases it.
     """
     path = Path(path)
     path.parent.mkdir(parents=True, exist_ok=True)
-    lock = FileLock(path)
+    lock = FileLock(path.parent / f".{path.name}.lock")
     try:
         lock.acquire(timeout=0)
     except Timeout:
-        print(f"waiting for another process that holds {path}" + (f" ({what})" if what else ""), flush=True)
+        print(f"waiting for another process that is making {path}" + (f" ({what})" if what else ""),
+              flush=True)
         lock.acquire()
     try:
         yield

@@ -141,7 +141,7 @@ def fill(folder: str | os.PathLike, header: dict, jobs: dict[str, Any], make: Ma
     """
     folder = Path(folder)
     folder.mkdir(parents=True, exist_ok=True)
-    with locked(folder.parent / f".{folder.name}.lock", desc):
+    with locked(folder, desc):
         return _fill(folder, header, jobs, make, cpu_workers(workers), desc, save_every_s)
 
 

@@ -60,7 +60,7 @@ def _cached(items, settings: dict, kind: str, cache_dir, compute):
     """``compute()``'s ``{id: tensor or dict of tensors}``, kept in ``features/<kind>-<key>.pt``;
     a second process asking for the same file meanwhile waits for this one and reads it."""
     path = Path(cache_dir or default_cache_dir()) / "features" / f"{kind}-{_key(items, settings)}.pt"
-    with locked(path.with_name(f".{path.name}.lock"), f"{kind} features"):
+    with locked(path, f"{kind} features"):
         if path.exists():
             try:
                 cached = torch.load(path, weights_only=True)
