@@ -15,9 +15,9 @@ from pathlib import Path
 import pytest
 import soundfile as sf
 
+from helpers_chapters import ROOT
 from voicebook.book import chapters_in_toc
 
-ROOT = Path(__file__).resolve().parents[1]
 pytestmark = pytest.mark.slow
 
 

@@ -1,21 +1,19 @@
 """Chapter 0 (notebooks/00_voice_as_numbers.md) at preset=smoke: bounds on its metrics, and the
 same numbers from a second run with the same seed.
 
-Bounds were measured (see NOTES.md for the values and the machine), then widened by a margin;
-they are meant to catch a broken representation or corpus, not to pin the last decimal. The
-smoke run itself is the session fixture ``chapter00`` (conftest.py), which the book test shares.
+The smoke run is the session fixture ``chapter00``; how its bounds were set: helpers_chapters.py.
 """
 
 from __future__ import annotations
 
 import math
-from pathlib import Path
 
 import pytest
 
+from helpers_chapters import notebook
 from voicebook.runner import run_chapter
 
-ROOT = Path(__file__).resolve().parents[1]
+NOTEBOOK = notebook("00_voice_as_numbers")
 
 pytestmark = pytest.mark.slow
 
@@ -39,7 +37,7 @@ def test_intro_chapter_metrics(chapter00):
 def test_intro_chapter_is_deterministic(chapter00, tmp_path):
     """Same seed, same numbers on the CPU (the corpus comes from the cache the first run made)."""
     _, first = chapter00
-    again = run_chapter(ROOT / "notebooks" / "00_voice_as_numbers.md", tmp_path, preset="smoke", seed=0)
+    again = run_chapter(NOTEBOOK, tmp_path, preset="smoke", seed=0)
     for key, value in first.items():
         if key != "corpus_seconds":
             assert again[key] == value, key

@@ -1,9 +1,7 @@
 """Chapter 2 (notebooks/02_softgan_cyclegan_vc.md) at preset=smoke: bounds on its metrics; on a
 VCC2018 copy, a run and its resumed rerun.
 
-Bounds were measured (see NOTES.md for the values and the machine), then widened by a margin;
-they are meant to catch a broken representation or corpus, not to pin the last decimal. The
-smoke run itself is the session fixture ``chapter02`` (conftest.py), which the book test shares.
+The smoke run is the session fixture ``chapter02``; how its bounds were set: helpers_chapters.py.
 """
 
 from __future__ import annotations
@@ -14,9 +12,10 @@ from pathlib import Path
 
 import pytest
 
+from helpers_chapters import notebook
 from voicebook.runner import run_chapter
 
-ROOT = Path(__file__).resolve().parents[1]
+NOTEBOOK = notebook("02_softgan_cyclegan_vc")
 pytestmark = pytest.mark.slow
 
 
@@ -80,10 +79,10 @@ def test_softgan_chapter_on_a_vcc2018_copy_and_its_rerun_resumes(tmp_path):
     since the smoke run's numbers are checked on the generated corpus above."""
     root = _vcc2018_copy_of_english_speech(tmp_path / "vcc2018")
     run = dict(preset="smoke", seed=0, data_dir=root, parameters={"overrides": {"steps": 100, "n_sentences": 1}})
-    m = run_chapter(ROOT / "notebooks" / "02_softgan_cyclegan_vc.md", tmp_path / "out", **run)
+    m = run_chapter(NOTEBOOK, tmp_path / "out", **run)
     assert m["corpus"] == "vcc2018" and m["sources"] == ["VCC2SF4"] and m["targets"] == ["VCC2TF1", "VCC2TM1"]
     for scores in m["table1"].values():
         assert math.isfinite(scores["mcd_dtw_db"][0]) and scores["phoneme_error_rate"][0] is None
-    again = run_chapter(ROOT / "notebooks" / "02_softgan_cyclegan_vc.md", tmp_path / "out", **run)
+    again = run_chapter(NOTEBOOK, tmp_path / "out", **run)
     assert again["table1"] == m["table1"] and again["vocoder_ceiling"] == m["vocoder_ceiling"]
     assert again["chapter_seconds"] < m["chapter_seconds"]

@@ -1,21 +1,18 @@
 """Chapter 3 (notebooks/03_multilingual_lstm_tts.md) at preset=smoke: bounds on its metrics, and
 the error for a corpus without its speakers.
 
-Bounds were measured (see NOTES.md for the values and the machine), then widened by a margin;
-they are meant to catch a broken representation or corpus, not to pin the last decimal. The
-smoke run itself is the session fixture ``chapter03`` (conftest.py), which the book test shares.
+The smoke run is the session fixture ``chapter03``; how its bounds were set: helpers_chapters.py.
 """
 
 from __future__ import annotations
 
-from pathlib import Path
 
 import pytest
 
-from helpers_chapters import vctk_copy_of_english_speech
+from helpers_chapters import notebook, vctk_copy_of_english_speech
 from voicebook.runner import run_chapter
 
-ROOT = Path(__file__).resolve().parents[1]
+NOTEBOOK = notebook("03_multilingual_lstm_tts")
 pytestmark = pytest.mark.slow
 
 
@@ -57,5 +54,5 @@ def test_multilingual_tts_chapter_names_a_corpus_without_its_speakers(tmp_path):
 
     root = vctk_copy_of_english_speech(tmp_path / "vctk")
     with pytest.raises(PapermillExecutionError, match="chapter 3 needs the multilingual TTS speakers"):
-        run_chapter(ROOT / "notebooks" / "03_multilingual_lstm_tts.md", tmp_path / "out", preset="smoke",
+        run_chapter(NOTEBOOK, tmp_path / "out", preset="smoke",
                     seed=0, data_dir=root)

@@ -1,21 +1,19 @@
 """Chapter 4 (notebooks/04_singing_voice_separation.md) at preset=smoke: bounds on its metrics, a
 rerun that resumes to the same numbers, and the error for a folder that is no music corpus.
 
-Bounds were measured (see NOTES.md for the values and the machine), then widened by a margin;
-they are meant to catch a broken representation or corpus, not to pin the last decimal. The
-smoke run itself is the session fixture ``chapter04`` (conftest.py), which the book test shares.
+The smoke run is the session fixture ``chapter04``; how its bounds were set: helpers_chapters.py.
 """
 
 from __future__ import annotations
 
 import shutil
-from pathlib import Path
 
 import pytest
 
+from helpers_chapters import notebook
 from voicebook.runner import run_chapter
 
-ROOT = Path(__file__).resolve().parents[1]
+NOTEBOOK = notebook("04_singing_voice_separation")
 pytestmark = pytest.mark.slow
 
 
@@ -48,7 +46,7 @@ def test_separation_chapter_resumes_to_the_same_numbers(chapter04, tmp_path):
     first_out, first = chapter04
     out = tmp_path / "copy"
     shutil.copytree(first_out, out)
-    again = run_chapter(ROOT / "notebooks" / "04_singing_voice_separation.md", out, preset="smoke", seed=0)
+    again = run_chapter(NOTEBOOK, out, preset="smoke", seed=0)
     assert again["table1"] == first["table1"] and again["table2"] == first["table2"]
     assert again["poor_frames"] == first["poor_frames"]
 
@@ -58,5 +56,5 @@ def test_separation_chapter_names_a_folder_that_is_no_music_corpus(tmp_path):
 
     (tmp_path / "not-musdb" / "some folder").mkdir(parents=True)
     with pytest.raises(PapermillExecutionError, match="MUSDB18"):
-        run_chapter(ROOT / "notebooks" / "04_singing_voice_separation.md", tmp_path / "out", preset="smoke", seed=0,
+        run_chapter(NOTEBOOK, tmp_path / "out", preset="smoke", seed=0,
                     data_dir=tmp_path / "not-musdb")

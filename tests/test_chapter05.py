@@ -19,11 +19,11 @@ import numpy as np
 import pytest
 from papermill.exceptions import PapermillExecutionError
 
+from helpers_chapters import notebook
 from voicebook.data.videos import read_video
 from voicebook.runner import run_chapter
 
-ROOT = Path(__file__).resolve().parents[1]
-CHAPTER = ROOT / "notebooks" / "05_you_said_that.md"
+CHAPTER = notebook("05_you_said_that")
 pytestmark = pytest.mark.slow
 
 VARIANTS = ("no skips, 1 still", "skips, 1 still", "skips, 5 stills")
