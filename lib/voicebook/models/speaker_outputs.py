@@ -55,10 +55,11 @@ class SpeakerOutputs(nn.Module):
         n_speakers, n_in, _ = self.w.shape
         if h.ndim != 3 or h.shape[-1] != n_in:
             raise ValueError(f"SpeakerOutputs: expected h of shape (batch, frames, {n_in}), got {tuple(h.shape)}")
-        speakers = torch.as_tensor(speakers, device=h.device).long()
-        if speakers.shape != (h.shape[0],) or speakers.min() < 0 or speakers.max() >= n_speakers:
+        speakers = torch.as_tensor(speakers).long()     # checked where it lives: no GPU sync for CPU indices
+        if speakers.shape != (h.shape[0],) or bool(((speakers < 0) | (speakers >= n_speakers)).any()):
             raise ValueError(f"SpeakerOutputs: need one speaker index in [0, {n_speakers}) per utterance, "
                              f"got {speakers.tolist()} for a batch of {h.shape[0]}")
+        speakers = speakers.to(h.device)
         with no_autocast(h.device.type):                          # powers of U_s need float32
             drive = torch.einsum("bti,bio->bto", h.float(), self.w[speakers]) + self.b[speakers][:, None]
             return linear_recurrence(drive, self.u[speakers])     # W_s h_t + b_s + U_s y_{t-1}
