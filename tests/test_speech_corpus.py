@@ -223,3 +223,18 @@ def test_two_fills_of_one_folder_take_turns_and_make_each_file_once(tmp_path):
     first.join()
     assert sorted(made) == sorted(jobs)              # each file made once, by the first fill
     assert sorted(second["files"]) == sorted(jobs)   # the second one waited and found them all
+
+
+def test_fill_forks_its_workers_unless_cuda_has_started_then_uses_a_fork_server(tmp_path, monkeypatch):
+    """A forked child of a process that has started CUDA cannot use it and may hang; the pool
+    then starts its workers from a clean fork server, and the files come out the same."""
+    import torch
+
+    assert cache.process_pool(2)._mp_context.get_start_method() == "fork"
+    header = cache.describe("toy", 1, {"n": 8}, seed=0)
+    jobs = {f"f{i}.txt": f"text {i}" for i in range(8)}
+    forked = cache.fill(tmp_path / "forked", header, jobs, make_text, workers=2)
+    monkeypatch.setattr(torch.cuda, "is_initialized", lambda: True)
+    assert cache.process_pool(2)._mp_context.get_start_method() == "forkserver"
+    served = cache.fill(tmp_path / "served", header, jobs, make_text, workers=2)
+    assert served["files"] == forked["files"] and len(served["files"]) == 8

@@ -16,6 +16,7 @@ from __future__ import annotations
 import concurrent.futures as cf
 import hashlib
 import json
+import multiprocessing as mp
 import os
 import time
 from pathlib import Path
@@ -26,7 +27,7 @@ from tqdm.auto import tqdm
 from ..files import atomic_write_json, locked, sha256
 
 __all__ = ["MANIFEST", "default_cache_dir", "describe", "folder_for", "read_manifest",
-           "write_manifest", "verify", "fill", "cpu_workers"]
+           "write_manifest", "verify", "fill", "cpu_workers", "process_pool"]
 
 MANIFEST = "manifest.json"
 
@@ -96,6 +97,21 @@ def cpu_workers(workers: int | None = None) -> int:
     return len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else (os.cpu_count() or 1)
 
 
+def process_pool(workers: int) -> cf.ProcessPoolExecutor:
+    """A pool of ``workers`` processes for CPU work (data generation, WORLD analysis).
+
+    They are forked (quick to start, they share what this process has loaded), unless this
+    process has started CUDA: a forked child of a CUDA process cannot use it and may hang, so
+    then they start from a fork server, a clean process without CUDA. Either way the function
+    they run must be a module-level one.
+    """
+    import sys
+
+    torch = sys.modules.get("torch")                       # not imported here just to ask
+    cuda_started = torch is not None and torch.cuda.is_initialized()
+    return cf.ProcessPoolExecutor(workers, mp_context=mp.get_context("forkserver" if cuda_started else "fork"))
+
+
 def _make_chunk(make: Maker, folder: Path, chunk: list[tuple[str, Any]]) -> list[tuple[str, dict]]:
     """Worker side: make each file, then return its manifest entry."""
     out = []
@@ -118,7 +134,7 @@ def _run(make: Maker, folder: Path, todo: list[tuple[str, Any]], workers: int):
         for chunk in chunks:
             yield from _make_chunk(make, folder, chunk)
         return
-    with cf.ProcessPoolExecutor(max_workers=min(workers, len(chunks))) as pool:
+    with process_pool(min(workers, len(chunks))) as pool:
         futures = [pool.submit(_make_chunk, make, folder, chunk) for chunk in chunks]
         try:
             for future in cf.as_completed(futures):

@@ -18,7 +18,7 @@ from tqdm.auto import tqdm
 
 from .. import audio
 from ..files import atomic_path, locked
-from .cache import cpu_workers, default_cache_dir
+from .cache import cpu_workers, default_cache_dir, process_pool
 
 #: AutoVC's mel front end (Qian et al. 2019): 16 kHz, 1024-point STFT, hop 256, 80 bands 90-7600 Hz.
 AUTOVC_MEL = dict(sr=16000, n_fft=1024, hop=256, n_mels=80, fmin=90.0, fmax=7600.0)
@@ -91,13 +91,11 @@ def _envelope_of(job) -> tuple:
 
 def _in_workers(fn, jobs: list, desc: str, workers: int | None, progress: bool) -> list:
     """``[fn(job) for job in jobs]`` in up to ``workers`` processes (default: all usable cores)."""
-    from concurrent.futures import ProcessPoolExecutor
-
     bar = dict(total=len(jobs), desc=desc, disable=not progress, unit="utt")
     n = min(cpu_workers(workers), len(jobs))
     if n <= 1:
         return list(tqdm(map(fn, jobs), **bar))
-    with ProcessPoolExecutor(n) as pool:
+    with process_pool(n) as pool:
         return list(tqdm(pool.map(fn, jobs, chunksize=8), **bar))
 
 
