@@ -84,6 +84,26 @@ def test_seed_everything_seeds_all_generators():
     assert a == (random.random(), np.random.rand(), torch.rand(1).item())
 
 
+
+def test_deterministic_mode_is_asked_for_by_the_environment_and_set_before_cuda_starts():
+    """In a fresh process (the flags are global): on import, before any CUDA work, the cuBLAS
+    setting; at seeding, deterministic algorithms (warning where none exist) and no autotuner."""
+    probe = ("import os, torch\n"
+             "import voicebook.train as t\n"
+             "cublas = os.environ.get('CUBLAS_WORKSPACE_CONFIG')\n"
+             "before = torch.are_deterministic_algorithms_enabled()\n"
+             "t.seed_everything(0)\n"
+             "print(cublas, before, torch.are_deterministic_algorithms_enabled(),\n"
+             "      torch.is_deterministic_algorithms_warn_only_enabled(), torch.backends.cudnn.benchmark)\n")
+    env = {k: v for k, v in os.environ.items() if k != "CUBLAS_WORKSPACE_CONFIG"}
+
+    def out(**extra):
+        return subprocess.run([sys.executable, "-c", probe], env={**env, **extra}, check=True,
+                              capture_output=True, text=True).stdout.split()
+
+    assert out(VOICEBOOK_DETERMINISTIC="1") == [":4096:8", "False", "True", "True", "False"]
+    assert out(VOICEBOOK_DETERMINISTIC="0")[:3] == ["None", "False", "False"]
+
 def test_data_order_is_a_function_of_seed_and_epoch():
     s = EpochSampler(10, seed=3)
     assert s.indices(0) == EpochSampler(10, seed=3).indices(0)

@@ -71,13 +71,16 @@ from tqdm.auto import tqdm
 from .files import atomic_path, atomic_write_json
 
 __all__ = [
-    "CheckpointError", "EpochSampler", "History", "StepContext", "fit", "load_checkpoint",
-    "pick_device", "plot_history", "rng_state", "save_checkpoint", "seed_everything",
+    "CheckpointError", "EpochSampler", "History", "StepContext", "deterministic_kernels", "fit",
+    "load_checkpoint", "pick_device", "plot_history", "rng_state", "save_checkpoint", "seed_everything",
     "set_rng_state", "to_device", "unwrap",
 ]
 
 FORMAT = "voicebook.checkpoint/1"
 LAST, BEST, HISTORY = "last.pt", "best.pt", "history.json"
+
+if os.environ.get("VOICEBOOK_DETERMINISTIC") == "1":   # cuBLAS reads it when it starts: see deterministic_kernels
+    os.environ.setdefault("CUBLAS_WORKSPACE_CONFIG", ":4096:8")
 
 
 class CheckpointError(ValueError):
@@ -102,12 +105,32 @@ def pick_device(prefer: str | torch.device | None = None) -> torch.device:
 
 
 def seed_everything(seed: int) -> None:
-    """Seed python ``random``, numpy's global generator, torch on CPU and every CUDA device."""
+    """Seed python ``random``, numpy's global generator, torch on CPU and every CUDA device.
+
+    With ``$VOICEBOOK_DETERMINISTIC=1`` it also turns on :func:`deterministic_kernels`.
+    """
     seed = int(seed)
     random.seed(seed)
     np.random.seed(seed % 2**32)
     torch.manual_seed(seed)
     torch.cuda.manual_seed_all(seed)
+    if os.environ.get("VOICEBOOK_DETERMINISTIC") == "1":
+        deterministic_kernels()
+
+
+def deterministic_kernels() -> None:
+    """Ask for CUDA runs that repeat bit for bit, at some cost in speed.
+
+    On the CPU voicebook's runs repeat already; on a GPU some kernels (atomic adds in scatter and
+    index backward passes, cuBLAS' split reductions, cuDNN's autotuner) may differ run to run.
+    This picks deterministic algorithms (an op that has none warns instead of failing), turns
+    the cuDNN autotuner off, and sets ``CUBLAS_WORKSPACE_CONFIG=:4096:8`` if unset: cuBLAS reads
+    it when it starts, so set ``VOICEBOOK_DETERMINISTIC=1`` before the first CUDA matrix product
+    (for the book: in the environment of ``make book``; ``voicebook.train`` reads it on import).
+    """
+    os.environ.setdefault("CUBLAS_WORKSPACE_CONFIG", ":4096:8")
+    torch.use_deterministic_algorithms(True, warn_only=True)
+    torch.backends.cudnn.benchmark = False
 
 
 def dist_env() -> tuple[int, int, int]:
