@@ -32,6 +32,9 @@ def test_cycle_autovc_chapter_metrics(chapter01):
         for key, (mean, std, n) in scores.items():
             assert math.isfinite(mean) and std is None and n == 1, (name, key)
         assert 0 <= scores["speaker_accuracy"][0] <= 1 and 0 < scores["mcd_dtw_db"][0] < 25
+    runs = {f"{r['system']} n{r['neck'][0]}f{r['neck'][1]}": r for r in m["runs"]}   # one seed: one run each
+    assert len(m["runs"]) == len(systems) and set(runs) == set(systems) and {r["seed"] for r in m["runs"]} == {0}
+    assert all(runs[name][key] == pytest.approx(scores[key][0]) for name, scores in systems.items() for key in scores)
     narrow, wide = systems["AutoVC n2f32"], systems["AutoVC n64f2"]
     assert wide["reconstruction_mse"][0] < 0.85 * narrow["reconstruction_mse"][0]   # measured 0.64 vs 1.23
     assert narrow["speaker_leakage"][0] < 0.3 < wide["speaker_leakage"][0]          # measured 0.14 vs 0.39
