@@ -6,7 +6,6 @@ The smoke run is the session fixture ``chapter03``; how its bounds were set: hel
 
 from __future__ import annotations
 
-
 import pytest
 
 from helpers_chapters import notebook, vctk_copy_of_english_speech
@@ -54,5 +53,4 @@ def test_multilingual_tts_chapter_names_a_corpus_without_its_speakers(tmp_path):
 
     root = vctk_copy_of_english_speech(tmp_path / "vctk")
     with pytest.raises(PapermillExecutionError, match="chapter 3 needs the multilingual TTS speakers"):
-        run_chapter(NOTEBOOK, tmp_path / "out", preset="smoke",
-                    seed=0, data_dir=root)
+        run_chapter(NOTEBOOK, tmp_path / "out", preset="smoke", seed=0, data_dir=root)

@@ -56,5 +56,4 @@ def test_separation_chapter_names_a_folder_that_is_no_music_corpus(tmp_path):
 
     (tmp_path / "not-musdb" / "some folder").mkdir(parents=True)
     with pytest.raises(PapermillExecutionError, match="MUSDB18"):
-        run_chapter(NOTEBOOK, tmp_path / "out", preset="smoke", seed=0,
-                    data_dir=tmp_path / "not-musdb")
+        run_chapter(NOTEBOOK, tmp_path / "out", preset="smoke", seed=0, data_dir=tmp_path / "not-musdb")

@@ -84,7 +84,6 @@ def test_seed_everything_seeds_all_generators():
     assert a == (random.random(), np.random.rand(), torch.rand(1).item())
 
 
-
 def test_deterministic_mode_is_asked_for_by_the_environment_and_set_before_cuda_starts():
     """In a fresh process (the flags are global): on import, before any CUDA work, the cuBLAS
     setting; at seeding, deterministic algorithms (warning where none exist) and no autotuner."""
@@ -103,6 +102,7 @@ def test_deterministic_mode_is_asked_for_by_the_environment_and_set_before_cuda_
 
     assert out(VOICEBOOK_DETERMINISTIC="1") == [":4096:8", "False", "True", "True", "False"]
     assert out(VOICEBOOK_DETERMINISTIC="0")[:3] == ["None", "False", "False"]
+
 
 def test_data_order_is_a_function_of_seed_and_epoch():
     s = EpochSampler(10, seed=3)

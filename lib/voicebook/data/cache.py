@@ -18,6 +18,7 @@ import hashlib
 import json
 import multiprocessing as mp
 import os
+import sys
 import time
 from pathlib import Path
 from typing import Any, Callable, Iterable
@@ -105,8 +106,6 @@ def process_pool(workers: int) -> cf.ProcessPoolExecutor:
     then they start from a fork server, a clean process without CUDA. Either way the function
     they run must be a module-level one.
     """
-    import sys
-
     torch = sys.modules.get("torch")                       # not imported here just to ask
     cuda_started = torch is not None and torch.cuda.is_initialized()
     return cf.ProcessPoolExecutor(workers, mp_context=mp.get_context("forkserver" if cuda_started else "fork"))
