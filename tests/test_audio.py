@@ -101,6 +101,17 @@ def test_load_corrupt_and_missing(tmp_path):
         audio.load(missing)
 
 
+def test_load_refuses_a_wav_cut_short(tmp_path):
+    """An interrupted copy: the header announces more audio than the file holds."""
+    whole = tmp_path / "whole.wav"
+    sf.write(whole, sine(440, 16000, 1.0), 16000)
+    cut = tmp_path / "cut.wav"
+    cut.write_bytes(whole.read_bytes()[: 44 + 16000])            # header + 8000 of 16000 samples
+    assert audio.load(whole, 16000)[0].shape == (16000,)
+    with pytest.raises(AudioError, match=r"cut\.wav: truncated file: its header announces 32000 bytes of audio, only 16000"):
+        audio.load(cut, 16000)
+
+
 # ----------------------------------------------------------------------------- save
 
 def test_save_load_round_trip_pcm16(tmp_path):
@@ -134,6 +145,21 @@ def test_save_rejects_bad_audio_naming_the_path(tmp_path):
     with pytest.raises(AudioError, match=r"save\(.*bad\.wav\): empty audio"):
         audio.save(tmp_path / "bad.wav", np.zeros(0), 16000)
     assert not (tmp_path / "bad.wav").exists()
+
+
+def test_save_refuses_channels_first_and_scales_integer_pcm(tmp_path):
+    """A model's ``(1, samples)`` or torchaudio's ``(channels, samples)`` is refused with the
+    layout it wants; int16 samples are written at their level, not clipped to a square wave."""
+    x = sine(440, 16000, 0.5)
+    for shape_of in (torch.tensor(x)[None], np.stack([x, x])):
+        with pytest.raises(AudioError, match=r"save\(.*chan\.wav\): got shape \((1|2), 8000\), which looks like \(channels, samples\)"):
+            audio.save(tmp_path / "chan.wav", shape_of, 16000)
+    assert not (tmp_path / "chan.wav").exists()
+    with pytest.raises(AudioError, match="sr must be a positive number of Hz, got 0"):
+        audio.save(tmp_path / "rate.wav", x, 0)
+    pcm = np.round(x * 32767).astype(np.int16)
+    y, _ = audio.load(audio.save(tmp_path / "pcm.wav", pcm, 16000), 16000)
+    np.testing.assert_allclose(y, pcm / 32768.0, atol=1e-6)
 
 
 def test_save_is_atomic(tmp_path, monkeypatch):
@@ -219,6 +245,18 @@ def test_stft_matches_numpy_for_one_frame():
 def test_stft_too_short():
     with pytest.raises(AudioError, match=r"stft\(wav\): 100 samples is shorter than the 513 samples required"):
         audio.stft(np.ones(100, np.float32))
+
+
+@pytest.mark.parametrize("fn", [lambda x: audio.stft(x), lambda x: audio.log_mel(x, 16000),
+                                lambda x: audio.mfcc(x, 16000), lambda x: audio.resample(x, 16000, 8000)],
+                         ids=["stft", "log_mel", "mfcc", "resample"])
+def test_features_name_stereo_as_stereo(fn):
+    """``(samples, 2)``, the layout soundfile and ``load(mono=False)`` give, is called stereo,
+    not "2 samples is too short" (nor resampled along its channel axis)."""
+    stereo = np.stack([sine(440, 16000, 0.5), sine(220, 16000, 0.5)], 1)
+    with pytest.raises(AudioError, match=r"looks like 2-channel audio of shape \(8000, 2\); expected mono"):
+        fn(stereo)
+    assert fn(stereo.T).shape[0] == 2                             # (channels, samples): a batch of two
 
 
 def test_magnitude_db():

@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import functools
 import os
+import re
 from pathlib import Path
 
 import numpy as np
@@ -49,7 +50,11 @@ def load(path, sr: int | None = None, *, mono: bool = True, mix_down: bool = Fal
     if not path.exists():
         raise FileNotFoundError(f"{path}: no such audio file")
     try:
-        wav, file_sr = sf.read(str(path), dtype="float32", always_2d=True)
+        with sf.SoundFile(str(path)) as f:
+            _check_complete(f, path)
+            wav, file_sr = f.read(dtype="float32", always_2d=True), f.samplerate
+    except AudioError:
+        raise
     except Exception as err:  # soundfile raises LibsndfileError/RuntimeError on corrupt files
         raise AudioError(f"{path}: cannot read audio ({err})") from err
     if mono:
@@ -66,13 +71,28 @@ def load(path, sr: int | None = None, *, mono: bool = True, mix_down: bool = Fal
     return np.ascontiguousarray(wav, dtype=np.float32), int(file_sr)
 
 
+def _check_complete(f: sf.SoundFile, path) -> None:
+    """Refuse a WAV cut short (an interrupted copy): libsndfile reads what is there and notes
+    ``data : <header's bytes> (should be <bytes present>)`` in its log, which we read."""
+    m = re.search(r"data\s*:\s*(\d+)\s*\(should be (\d+)\)", f.extra_info)
+    if m and int(m.group(2)) < int(m.group(1)):
+        raise AudioError(f"{path}: truncated file: its header announces {int(m.group(1))} bytes of audio, "
+                         f"only {int(m.group(2))} are there (copy the file again)")
+
+
 def save(path, wav, sr: int, *, subtype: str = "PCM_16") -> Path:
     """Write ``wav`` ``(samples,)`` or ``(samples, channels)`` at ``sr`` Hz, atomically.
 
-    Samples outside [-1, 1] are clipped for integer subtypes. Returns the path.
+    Float samples are in [-1, 1] (clipped for integer subtypes); integer PCM (int16...) is
+    scaled by its full scale first, as :func:`to_tensor` does. Returns the path.
     """
-    x = np.asarray(wav.detach().cpu() if isinstance(wav, torch.Tensor) else wav, dtype=np.float32)
+    if int(sr) <= 0:
+        raise AudioError(f"save({path}): sr must be a positive number of Hz, got {sr}")
+    x = to_tensor(wav).detach().cpu().numpy()
     check_wave(x, f"save({path})", mono=False, allow_silence=True)
+    if x.ndim == 2 and x.shape[0] < x.shape[1] and x.shape[0] <= 8:
+        raise AudioError(f"save({path}): got shape {tuple(x.shape)}, which looks like (channels, samples); "
+                         "expected (samples,) or (samples, channels): squeeze a batch axis of 1, or transpose")
     if subtype.startswith("PCM"):
         x = np.clip(x, -1.0, 1.0)
     path = Path(path)
@@ -109,7 +129,7 @@ def resample(wav, orig_sr: int, new_sr: int):
     for name, value in (("orig_sr", orig_sr), ("new_sr", new_sr)):
         if int(value) <= 0:
             raise AudioError(f"resample: {name} must be a positive number of Hz, got {value}")
-    check_wave(wav, "resample(wav)", mono=False, allow_silence=True)
+    check_wave(wav, "resample(wav)", allow_silence=True)
     if int(orig_sr) == int(new_sr):
         return wav
     x = to_tensor(wav)
@@ -129,7 +149,7 @@ def stft(wav, n_fft: int = 1024, hop: int = 256, win: int | None = None) -> torc
     Frames are centred (``frames = samples // hop + 1``).
     """
     x = to_tensor(wav)
-    check_wave(x, "stft(wav)", mono=False, min_samples=n_fft // 2 + 1, allow_silence=True)
+    check_wave(x, "stft(wav)", min_samples=n_fft // 2 + 1, allow_silence=True)
     win = win or n_fft
     window = torch.hann_window(win, device=x.device)
     return torch.stft(x, n_fft, hop, win, window, center=True, return_complex=True)
@@ -164,7 +184,7 @@ def mel_spectrogram(wav, sr: int, n_fft: int = 1024, hop: int = 256, n_mels: int
     input's device.
     """
     x = to_tensor(wav)
-    check_wave(x, "mel_spectrogram(wav)", mono=False, min_samples=n_fft // 2 + 1, allow_silence=True)
+    check_wave(x, "mel_spectrogram(wav)", min_samples=n_fft // 2 + 1, allow_silence=True)
     fmax = fmax or sr / 2
     if not 0 <= fmin < fmax <= sr / 2:
         raise AudioError(f"mel_spectrogram: need 0 <= fmin < fmax <= sr/2 = {sr / 2} Hz, got fmin={fmin}, fmax={fmax}")
@@ -196,7 +216,7 @@ def mfcc(wav, sr: int, n_mfcc: int = 13, n_fft: int = 512, hop: int | None = Non
     """
     hop = hop or int(round(sr / 100))
     x = to_tensor(wav)
-    check_wave(x, "mfcc(wav)", mono=False, min_samples=n_fft // 2 + 1, allow_silence=True)
+    check_wave(x, "mfcc(wav)", min_samples=n_fft // 2 + 1, allow_silence=True)
     return _mfcc_transform(int(sr), n_mfcc, n_fft, hop, n_mels, x.device)(x)
 
 
