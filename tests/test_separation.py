@@ -13,6 +13,7 @@ from voicebook.checks import AudioError
 from voicebook.metrics import song_sdr
 from voicebook.data.augment import Augment
 from voicebook.models.poconet import PoCoNet
+from voicebook.models.vad import CRNN
 
 
 def _tiny_net():
@@ -93,6 +94,27 @@ def test_separate_long_takes_a_short_last_chunk_into_the_one_before():
         assert out.shape == (2, 16000 + extra) and np.isfinite(out).all()
     with pytest.raises(AudioError, match="samples"):
         SEP.separate_long(net, np.ones(300, np.float32), chunk_s=1.0)
+
+
+def test_songs_in_the_wrong_layout_are_named_with_what_was_expected():
+    """Stereo ``(samples, 2)`` where a mono mixture belongs, ``(samples, 2)`` stems where
+    ``(2, samples)`` belong, and a bad song among good ones: each error says which song and
+    what layout was wanted (they used to say "2 samples is shorter than ...")."""
+    net = _tiny_net()
+    rng = np.random.default_rng(0)
+    good = (0.1 * rng.standard_normal((2, 4000))).astype(np.float32)
+    with pytest.raises(AudioError, match=r"separate_long: expected one mono recording \(samples,\), got shape \(4000, 2\)"):
+        SEP.separate_long(net, good.T)
+    with pytest.raises(AudioError, match=r"evaluate: test song 1: expected stems \(2, samples\).*got shape \(4000, 2\)"):
+        SEP.evaluate(net, [good, good.T])
+    with pytest.raises(AudioError, match=r"pseudo_label: karaoke song 0: expected stems \(2, samples\)"):
+        SEP.pseudo_label(net, [good.T])
+    broken = good.copy()
+    broken[0, 7] = np.nan
+    with pytest.raises(AudioError, match=r"evaluate: test song 2: separate_long\(wav\): 1 samples are NaN"):
+        SEP.evaluate(net, [good, good, broken])
+    with pytest.raises(AudioError, match=r"poor_fractions: song 0: expected stems"):
+        SEP.poor_fractions((CRNN(channels=4, hidden=4), CRNN(channels=4, hidden=4)), [good[0]])
 
 
 def test_a_test_song_without_vocals_is_left_out_of_the_median(tiny_songs):

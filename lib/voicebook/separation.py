@@ -28,6 +28,7 @@ import numpy as np
 import torch
 
 from . import files, losses
+from .checks import AudioError, check_wave
 from .data.augment import Augment, SeparationCrops
 from .metrics import song_sdr
 from .models import vad
@@ -70,6 +71,12 @@ def separate_long(model: PoCoNet, wav, *, chunk_s: float = 30.0, sr: int = 16000
     segments) -> ``(2, samples)`` numpy. A last piece shorter than the STFT can frame (under
     ``N_FFT // 2 + 1`` samples) joins the one before it; a whole recording that short is refused
     by :func:`voicebook.audio.stft` with its length."""
+    if np.ndim(wav) != 1:
+        raise AudioError(f"separate_long: expected one mono recording (samples,), got shape {tuple(np.shape(wav))}: "
+                         "mix stems down with stems.sum(0), channels with wav.mean(axis=1)")
+    check_wave(wav, "separate_long(wav)", allow_silence=True)
+    if chunk_s * sr <= N_FFT // 2:
+        raise ValueError(f"separate_long: chunk_s={chunk_s} s is shorter than one STFT frame at {sr} Hz")
     model.eval()
     dev = next(model.parameters()).device
     x = torch.as_tensor(np.asarray(wav), dtype=torch.float32, device=dev)
@@ -80,6 +87,22 @@ def separate_long(model: PoCoNet, wav, *, chunk_s: float = 30.0, sr: int = 16000
     bounds = starts[1:] + [x.shape[-1]]
     out = [separate(model, x[None, a:b])[0] for a, b in zip(starts, bounds)]
     return torch.cat(out, dim=-1).cpu().numpy()
+
+
+def _song(stems, where: str) -> np.ndarray:
+    """``(2, samples)`` stems (vocals, accompaniment) as float64, or an error naming the song."""
+    st = np.asarray(stems, dtype=np.float64)
+    if st.ndim != 2 or st.shape[0] != 2:
+        raise AudioError(f"{where}: expected stems (2, samples) = (vocals, accompaniment), got shape {st.shape}")
+    return st
+
+
+def _named(where: str, fn, *args, **kw):
+    """``fn(*args, **kw)`` with ``where`` (which song) put before any audio error it raises."""
+    try:
+        return fn(*args, **kw)
+    except AudioError as err:
+        raise AudioError(f"{where}: {err}") from None
 
 
 def _digest(model: torch.nn.Module, songs: Sequence, **kw) -> str:
@@ -105,10 +128,10 @@ def pseudo_label(teacher: PoCoNet, karaoke_stems: Sequence, *, cache_dir=None, *
         except (OSError, ValueError, KeyError, zipfile.BadZipFile):
             pass                                  # damaged (not by us: writes are atomic): label again
     out = []
-    for st in karaoke_stems:
-        st = np.asarray(st)
-        vocals = separate_long(teacher, st[0], **kw)[0]
-        acc = separate_long(teacher, st[1], **kw)[1]
+    for i, st in enumerate(karaoke_stems):
+        st = _song(st, f"pseudo_label: karaoke song {i}")
+        vocals = _named(f"pseudo_label: karaoke song {i}, vocal track", separate_long, teacher, st[0], **kw)[0]
+        acc = _named(f"pseudo_label: karaoke song {i}, accompaniment track", separate_long, teacher, st[1], **kw)[1]
         out.append(np.stack([vocals, acc]).astype(np.float32))
     if path is not None:
         with files.atomic_path(path) as tmp:
@@ -150,9 +173,12 @@ def poor_fractions(vads, songs: Sequence, *, threshold: float = 0.2) -> np.ndarr
     ``(songs,)`` fractions."""
     voice_vad, acc_vad = vads
     dev = next(voice_vad.parameters()).device
-    return np.array([float(vad.poor_frames(voice_vad, acc_vad, torch.as_tensor(p[0], device=dev)[None],
-                                           torch.as_tensor(p[1], device=dev)[None], threshold=threshold)[0])
-                     for p in songs])
+    out = []
+    for i, p in enumerate(songs):
+        tracks = torch.as_tensor(_song(p, f"poor_fractions: song {i}"), dtype=torch.float32, device=dev)
+        out.append(float(_named(f"poor_fractions: song {i}", vad.poor_frames, voice_vad, acc_vad, tracks[:1], tracks[1:],
+                                threshold=threshold)[0]))
+    return np.array(out)
 
 
 def filter_pseudo_labels(vads, pseudo: Sequence, *, top: float, threshold: float = 0.2) -> tuple[list[int], np.ndarray]:
@@ -175,9 +201,9 @@ def evaluate(model: PoCoNet, test_stems: Sequence, *, sr: int = 16000, cache_dir
         except (OSError, ValueError, AttributeError):
             pass                                  # damaged: score again
     per_song = []
-    for st in test_stems:
-        st = np.asarray(st, dtype=np.float64)
-        per_song.append(song_sdr(st, separate_long(model, st.sum(0), sr=sr), sr))
+    for i, st in enumerate(test_stems):
+        st = _song(st, f"evaluate: test song {i}")
+        per_song.append(_named(f"evaluate: test song {i}", lambda: song_sdr(st, separate_long(model, st.sum(0), sr=sr), sr)))
     if not per_song:
         raise ValueError("evaluate: no test songs to score")
     per_song = np.array(per_song)
