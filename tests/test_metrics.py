@@ -153,3 +153,8 @@ def test_log_spectral_distance():
         assert metrics.log_spectral_distance(x, gain * x) == pytest.approx(abs(20 * math.log10(gain)), rel=1e-6)
     with pytest.raises(AudioError, match="log_spectral_distance: shapes differ"):
         metrics.log_spectral_distance(x, x[:100])
+    stereo = np.stack([x, x], 1)                                   # STFT along the 2-long axis gave 4.79 dB
+    with pytest.raises(AudioError, match=r"log_spectral_distance\(ref\): looks like 2-channel audio"):
+        metrics.log_spectral_distance(stereo, stereo)
+    with pytest.raises(AudioError, match=r"log_spectral_distance\(ref\): 100 samples is shorter than the 513"):
+        metrics.log_spectral_distance(x[:100], x[:100])          # used to be 0.0

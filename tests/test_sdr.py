@@ -52,6 +52,8 @@ def test_bad_input_is_named():
         sdr_windows(ref, np.where(est > 0.4, np.nan, est), SR)
     with pytest.raises(AudioError, match="silent over the whole clip"):
         sdr_windows(np.stack([ref[0], 0 * ref[1]]), est, SR)
+    with pytest.raises(AudioError, match=r"song_sdr\(references\): \d+ sources of 2 samples each.*transpose"):
+        song_sdr(ref.T, est.T, SR)                               # (samples, sources): used to score silently
 
 
 def _museval(tmp_path, monkeypatch):

@@ -11,7 +11,7 @@ from __future__ import annotations
 import librosa
 import numpy as np
 
-from .checks import AudioError
+from .checks import AudioError, check_wave
 
 #: MCD's constant: 10 / ln 10 * sqrt(2), in dB per unit of cepstral Euclidean distance.
 MCD_CONST = 10.0 / np.log(10.0) * np.sqrt(2.0)
@@ -99,6 +99,8 @@ def log_spectral_distance(ref, est, n_fft: int = 1024, hop: int = 256, floor: fl
     a, b = np.asarray(ref, dtype=np.float64), np.asarray(est, dtype=np.float64)
     if a.shape != b.shape:
         raise AudioError(f"log_spectral_distance: shapes differ {a.shape} vs {b.shape}")
+    for name, x in (("ref", a), ("est", b)):
+        check_wave(x, f"log_spectral_distance({name})", min_samples=n_fft // 2 + 1, allow_silence=True)
     pa = np.abs(librosa.stft(a, n_fft=n_fft, hop_length=hop)) ** 2
     pb = np.abs(librosa.stft(b, n_fft=n_fft, hop_length=hop)) ** 2
     d = 10 * np.log10(pa + floor) - 10 * np.log10(pb + floor)
@@ -114,6 +116,9 @@ def _sources(x, name: str) -> np.ndarray:
         x = x[..., None]
     if x.ndim != 3 or x.shape[1] == 0:
         raise AudioError(f"{name}: expected (sources, samples[, channels]), got shape {x.shape}")
+    if x.shape[0] > x.shape[1]:
+        raise AudioError(f"{name}: {x.shape[0]} sources of {x.shape[1]} samples each; expected (sources, samples[, channels]) "
+                         "(is it (samples, sources)? transpose it)")
     if not np.all(np.isfinite(x)):
         raise AudioError(f"{name}: contains NaN or inf")
     return x
