@@ -84,3 +84,17 @@ def test_a_setting_or_the_items_change_the_key(items, tmp_path):
     assert sorted(subset) == ["u0", "u1"]
     assert len(cache_files(tmp_path)) == 5
     assert torch.equal(subset["u0"], default["u0"])
+
+
+@pytest.mark.parametrize("wave, message", [(np.zeros(8000), r"the recording: the clip is silent"),
+                                           (0.3 * np.ones(200), r"mel_spectrogram\(wav\): 200 samples is shorter")],
+                         ids=["silent", "too-short"])
+def test_a_bad_recording_is_named_by_utterance_and_file(items, tmp_path, wave, message):
+    """A silent file would train as a constant mel; one shorter than a frame fails in the STFT.
+    Either way the error names the utterance and its file, and nothing is cached."""
+    path = audio.save(tmp_path / "wavs" / "bad.wav", wave.astype(np.float32), 16000)
+    bad = file_utterance(path, id="bad", speaker="s", language="en-us", text="", sentence_id="9", sex="F",
+                         split="train")
+    with pytest.raises(audio.AudioError, match=rf"utterance bad \(.*wavs/bad\.wav\): {message}"):
+        features.log_mels([*items, bad], cache_dir=tmp_path / "cache", progress=False)
+    assert cache_files(tmp_path / "cache") == []

@@ -17,6 +17,7 @@ import torch
 from tqdm.auto import tqdm
 
 from .. import audio
+from ..checks import AudioError, check_wave
 from ..files import atomic_path, locked
 from .cache import cpu_workers, default_cache_dir, process_pool
 
@@ -35,9 +36,13 @@ def _compute(items, settings: dict, device, progress: bool) -> dict[str, torch.T
     s = settings
     out = {}
     for u in tqdm(items, desc="log-mel features", disable=not progress, unit="utt"):
-        wav = audio.resample(u.load(), u.sr, s["sr"])
-        mel = audio.log_mel(audio.to_tensor(wav, device), s["sr"], s["n_fft"], s["hop"], s["n_mels"],
-                            s["fmin"], s["fmax"])
+        try:
+            wav = check_wave(audio.resample(u.load(), u.sr, s["sr"]), "the recording")   # silence would train as a constant
+            mel = audio.log_mel(audio.to_tensor(wav, device), s["sr"], s["n_fft"], s["hop"], s["n_mels"],
+                                s["fmin"], s["fmax"])
+        except AudioError as err:
+            where = f" ({u.path})" if getattr(u, "path", None) else ""
+            raise AudioError(f"utterance {u.id}{where}: {err}") from None
         out[u.id] = mel.cpu()
     return out
 
