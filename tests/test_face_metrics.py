@@ -29,6 +29,20 @@ def test_psnr_hand_values():
         fm.psnr(u, u.astype(float))
 
 
+def test_float_frames_left_in_0_255_are_refused_not_scored():
+    """``frame.astype(float)`` keeps 0-255: scored with peak 1 it gave PSNR -13.9 dB for a pair
+    at 34.2 dB. Such frames, and NaN, are refused with the range that was found."""
+    img = data.astronaut()[:64, :64]
+    noisy = np.clip(img + np.random.default_rng(0).normal(0, 5, img.shape), 0, 255).astype(np.uint8)
+    assert fm.psnr(img, noisy) == pytest.approx(fm.psnr(img / 255.0, noisy / 255.0))
+    for fn, args in ((fm.psnr, (img.astype(float), noisy.astype(float))),
+                     (fm.ssim, (img.astype(float), noisy.astype(float))), (fm.sharpness, (img.astype(float),))):
+        with pytest.raises(ValueError, match=r"float images must be in \[0, 1\], got values in \[0, \d+\]"):
+            fn(*args)
+    with pytest.raises(ValueError, match=r"psnr\(est\): the image holds NaN"):
+        fm.psnr(img / 255.0, np.full(img.shape, np.nan))
+
+
 def test_ssim_is_one_on_itself_and_matches_skimage():
     img = data.astronaut()[100:228, 150:278]
     assert fm.ssim(img, img) == pytest.approx(1.0)
