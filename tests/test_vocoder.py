@@ -132,6 +132,19 @@ def test_analyze_bad_input(case, message):
         vocoder.encode(x, 16000)
 
 
+
+def test_analyze_scales_integer_pcm_and_names_bad_settings():
+    """int16 samples (what a WAV reader gives) are read at their level: the envelope matches
+    the float clip's, where unscaled it was 32768^2 times too large. A pitch range upside down
+    or no sample rate is named (they ended in pyworld's MemoryError or a TypeError)."""
+    x = sine(150, 16000, 0.5)
+    f, i = vocoder.analyze(x, 16000), vocoder.analyze(np.round(x * 32767).astype(np.int16), 16000)
+    np.testing.assert_allclose(i.sp.sum(1), f.sp.sum(1), rtol=0.01)       # per-frame energy; unscaled: 1e9 x
+    with pytest.raises(AudioError, match="need 0 < f0_floor < f0_ceil, got 500 and 100 Hz"):
+        vocoder.analyze(x, 16000, f0_floor=500, f0_ceil=100)
+    with pytest.raises(AudioError, match="sr must be a positive number of Hz, got None"):
+        vocoder.analyze(x, None)
+
 # ----------------------------------------------------------------------------- mel-cepstrum
 
 def test_flat_spectrum_has_only_c0():

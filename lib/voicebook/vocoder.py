@@ -18,6 +18,7 @@ import numpy as np
 import pyworld
 import torch
 
+from . import audio
 from .checks import AudioError, check_wave
 
 FRAME_PERIOD_MS = 5.0
@@ -49,7 +50,12 @@ def analyze(wav, sr: int, frame_period: float = FRAME_PERIOD_MS, f0_floor: float
     F0 by Harvest (robust, slower) or DIO + StoneMask (``f0_method="dio"``, about 10x faster),
     envelope by CheapTrick, aperiodicity by D4C.
     """
-    x = np.asarray(wav.detach().cpu() if isinstance(wav, torch.Tensor) else wav, dtype=np.float64)
+    if not sr or int(sr) <= 0:
+        raise AudioError(f"vocoder.analyze: sr must be a positive number of Hz, got {sr}")
+    if not 0 < f0_floor < f0_ceil:
+        raise AudioError(f"vocoder.analyze: need 0 < f0_floor < f0_ceil, got {f0_floor} and {f0_ceil} Hz")
+    x = np.asarray(wav.detach().cpu() if isinstance(wav, torch.Tensor) else wav)
+    x = audio.to_tensor(x).double().numpy() if np.issubdtype(x.dtype, np.integer) else x.astype(np.float64)   # PCM -> [-1, 1)
     check_wave(x, "vocoder.analyze(wav)", sr=sr, min_seconds=0.05)
     if x.ndim != 1:
         raise AudioError(f"vocoder.analyze: expected one mono clip (samples,), got shape {x.shape}")
