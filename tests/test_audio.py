@@ -101,6 +101,16 @@ def test_load_corrupt_and_missing(tmp_path):
         audio.load(missing)
 
 
+def test_load_takes_the_rate_as_a_whole_number_of_hz(tmp_path):
+    """16000, 16000.0 and "16000" are one rate ("16000 Hz, expected 16000 Hz" was the error
+    for the string); 16000.5 or "x" is refused as a rate, not as a mismatch."""
+    path = audio.save(tmp_path / "r.wav", sine(440, 16000, 0.1), 16000)
+    assert {audio.load(path, sr)[1] for sr in (16000, 16000.0, "16000", np.int64(16000))} == {16000}
+    for bad in (16000.5, "x", -1):
+        with pytest.raises(AudioError, match=r"r\.wav\): sr must be a positive whole number of Hz"):
+            audio.load(path, bad)
+
+
 def test_load_refuses_a_wav_cut_short(tmp_path):
     """An interrupted copy: the header announces more audio than the file holds."""
     whole = tmp_path / "whole.wav"
@@ -155,7 +165,7 @@ def test_save_refuses_channels_first_and_scales_integer_pcm(tmp_path):
         with pytest.raises(AudioError, match=r"save\(.*chan\.wav\): got shape \((1|2), 8000\), which looks like \(channels, samples\)"):
             audio.save(tmp_path / "chan.wav", shape_of, 16000)
     assert not (tmp_path / "chan.wav").exists()
-    with pytest.raises(AudioError, match="sr must be a positive number of Hz, got 0"):
+    with pytest.raises(AudioError, match="sr must be a positive whole number of Hz, got 0"):
         audio.save(tmp_path / "rate.wav", x, 0)
     pcm = np.round(x * 32767).astype(np.int16)
     y, _ = audio.load(audio.save(tmp_path / "pcm.wav", pcm, 16000), 16000)
@@ -392,6 +402,17 @@ def test_normaliser_constant_channel_and_nan():
         audio.fit_normaliser(f)
 
 
+
+def test_normaliser_names_time_major_features():
+    """``(frames, channels)`` against ``(channels, 1)`` statistics: torch said only "size of
+    tensor a (30) must match the size of tensor b (80)"."""
+    mean, std = audio.fit_normaliser(torch.randn(80, 30))
+    for fn in (audio.normalise, audio.denormalise):
+        with pytest.raises(AudioError, match=r"features of shape \(30, 80\) for statistics of 80 channels.*transpose"):
+            fn(torch.randn(30, 80), mean, std)
+    assert audio.normalise(torch.randn(4, 80, 30), mean, std).shape == (4, 80, 30)
+
+
 # ----------------------------------------------------------------------------- Griffin-Lim
 
 @pytest.fixture(scope="module")
@@ -425,6 +446,11 @@ def test_griffin_lim_length_and_errors(gl_case):
     bad[3, 3] = float("inf")
     with pytest.raises(AudioError, match="magnitude contains NaN or inf"):
         audio.griffin_lim(bad)
+    np.testing.assert_array_equal(audio.griffin_lim(mag.numpy(), n_iter=2).numpy(), audio.griffin_lim(mag, n_iter=2).numpy())
+    with pytest.raises(AudioError, match=r"got a complex spectrogram \(pass spec.abs\(\)\)"):
+        audio.griffin_lim(mag * (1 + 0j))
+    with pytest.raises(AudioError, match=r"2 frames or more, got shape \(513, 1\)"):
+        audio.griffin_lim(mag[:, :1])
 
 
 def test_mel_to_wave(speech22):

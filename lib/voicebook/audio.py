@@ -9,6 +9,7 @@ call runs on a laptop CPU and on a GPU batch. Shapes follow torchaudio: a wavefo
 from __future__ import annotations
 
 import functools
+import math
 import os
 import re
 from pathlib import Path
@@ -30,6 +31,17 @@ __all__ = [
 
 # ----------------------------------------------------------------------------- files
 
+def _hz(value, name: str) -> int:
+    """A sample rate as a positive whole number of Hz (16000, 16000.0, "16000"), or an error."""
+    try:
+        hz = float(value)
+    except (TypeError, ValueError):
+        hz = math.nan
+    if not (hz > 0 and hz == int(hz)):
+        raise AudioError(f"{name} must be a positive whole number of Hz, got {value!r}")
+    return int(hz)
+
+
 def load(path, sr: int | None = None, *, mono: bool = True, mix_down: bool = False,
          resample_to_sr: bool = False, min_seconds: float | None = None,
          allow_silence: bool = True) -> tuple[np.ndarray, int]:
@@ -49,6 +61,7 @@ def load(path, sr: int | None = None, *, mono: bool = True, mix_down: bool = Fal
     path = Path(path)
     if not path.exists():
         raise FileNotFoundError(f"{path}: no such audio file")
+    sr = None if sr is None else _hz(sr, f"load({path}): sr")
     try:
         with sf.SoundFile(str(path)) as f:
             _check_complete(f, path)
@@ -86,8 +99,7 @@ def save(path, wav, sr: int, *, subtype: str = "PCM_16") -> Path:
     Float samples are in [-1, 1] (clipped for integer subtypes); integer PCM (int16...) is
     scaled by its full scale first, as :func:`to_tensor` does. Returns the path.
     """
-    if int(sr) <= 0:
-        raise AudioError(f"save({path}): sr must be a positive number of Hz, got {sr}")
+    sr = _hz(sr, f"save({path}): sr")
     x = to_tensor(wav).detach().cpu().numpy()
     check_wave(x, f"save({path})", mono=False, allow_silence=True)
     if x.ndim == 2 and x.shape[0] < x.shape[1] and x.shape[0] <= 8:
@@ -235,13 +247,23 @@ def fit_normaliser(features, dim: int = -1) -> tuple[torch.Tensor, torch.Tensor]
     return x.mean(-1, keepdim=True), x.std(-1, keepdim=True).clamp_min(1e-5)
 
 
+def _check_channels(features: torch.Tensor, mean: torch.Tensor, name: str) -> None:
+    """Band-major features ``(..., channels, frames)`` and ``(channels, 1)`` statistics agree."""
+    if features.ndim < 2 or features.shape[-2] != mean.shape[-2]:
+        raise AudioError(f"{name}: features of shape {tuple(features.shape)} for statistics of {mean.shape[-2]} channels; "
+                         f"expected (..., {mean.shape[-2]}, frames), channels before frames (time-major? transpose it)")
+
+
 def normalise(features: torch.Tensor, mean: torch.Tensor, std: torch.Tensor) -> torch.Tensor:
-    """``(features - mean) / std`` with ``(channels, 1)`` statistics from :func:`fit_normaliser`."""
+    """``(features - mean) / std`` with ``(channels, 1)`` statistics from :func:`fit_normaliser`;
+    ``features`` ``(..., channels, frames)``."""
+    _check_channels(features, mean, "normalise")
     return (features - mean.to(features.device)) / std.to(features.device)
 
 
 def denormalise(features: torch.Tensor, mean: torch.Tensor, std: torch.Tensor) -> torch.Tensor:
     """Inverse of :func:`normalise`."""
+    _check_channels(features, mean, "denormalise")
     return features * std.to(features.device) + mean.to(features.device)
 
 
@@ -259,6 +281,11 @@ def griffin_lim(magnitude: torch.Tensor, n_fft: int = 1024, hop: int = 256, n_it
     ``magnitude``: ``(..., n_fft // 2 + 1, frames)`` linear STFT magnitude. Returns
     ``(..., samples)``. Deterministic: the phase starts at zero, not at random.
     """
+    magnitude = torch.as_tensor(magnitude)
+    if magnitude.is_complex():
+        raise AudioError("griffin_lim: expected a real magnitude, got a complex spectrogram (pass spec.abs())")
+    if magnitude.ndim < 2 or magnitude.shape[-1] < 2:
+        raise AudioError(f"griffin_lim: expected (..., freq, frames) with 2 frames or more, got shape {tuple(magnitude.shape)}")
     if magnitude.shape[-2] != n_fft // 2 + 1:
         raise AudioError(f"griffin_lim: expected {n_fft // 2 + 1} frequency bins for n_fft={n_fft}, got shape {tuple(magnitude.shape)}")
     if not torch.isfinite(magnitude).all():
@@ -284,6 +311,9 @@ def mel_to_wave(mel: torch.Tensor, sr: int, n_fft: int = 1024, hop: int = 256, f
     The linear magnitude is the non-negative least-squares-like pseudo-inverse of the mel
     filterbank (clamped at zero). Runs on the input's device; returns ``(..., samples)``.
     """
+    mel = torch.as_tensor(mel)
+    if mel.ndim < 2:
+        raise AudioError(f"mel_to_wave: expected (..., n_mels, frames), got shape {tuple(mel.shape)}")
     mag = torch.exp(mel) if log else mel
     fb = _mel_basis(int(sr), n_fft, mel.shape[-2], float(fmin), float(fmax or sr / 2), mel.device)
     linear = (torch.linalg.pinv(fb.T) @ mag.float()).clamp_min(0.0)  # (..., freq, frames)
