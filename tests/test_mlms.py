@@ -77,6 +77,11 @@ def test_code_initialisations_and_errors():
         M.MLMS(N_IN, LANGS, SPKS, 3, code_init="onehot", **SIZE)
     with pytest.raises(ValueError, match=r"unknown language \['zz'\]"):
         fixed.index(["zz"], ["aa-f"])
+    x = torch.randn(2, 7, N_IN)
+    with pytest.raises(ValueError, match=r"one language index in \[0, 3\) per utterance, got \[0, 5\] for a batch of 2"):
+        fixed(x, torch.tensor([0, 5]), torch.tensor([0, 0]))
+    with pytest.raises(TypeError, match=r"model.index\(languages, speakers\) gives them from names"):
+        fixed(x, ["aa", "bb"], torch.tensor([0, 0]))
 
 
 def test_training_lowers_the_loss_and_fixed_codes_stay(toy, tmp_path):

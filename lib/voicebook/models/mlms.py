@@ -79,7 +79,13 @@ class MLMS(nn.Module):
     def forward(self, x: torch.Tensor, language: torch.Tensor, speaker: torch.Tensor) -> torch.Tensor:
         """``x`` ``(batch, frames, n_in)``, ``language``/``speaker`` ``(batch,)`` indices ->
         ``(batch, frames, n_out)``."""
-        h = combine(self.towers(x), self.codes[language])           # eq. 1
+        if isinstance(language, (list, tuple)) and language and isinstance(language[0], str):
+            raise TypeError("MLMS: pass language and speaker indices; model.index(languages, speakers) gives them from names")
+        language = torch.as_tensor(language).long()                 # checked where it lives, as the speakers are
+        if language.shape != (x.shape[0],) or bool(((language < 0) | (language >= len(self.languages))).any()):
+            raise ValueError(f"MLMS: need one language index in [0, {len(self.languages)}) per utterance, "
+                             f"got {language.tolist()} for a batch of {x.shape[0]}")
+        h = combine(self.towers(x), self.codes[language.to(self.codes.device)])   # eq. 1
         return self.outputs(h, speaker)                             # eq. 2
 
 
