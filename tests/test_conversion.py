@@ -35,6 +35,8 @@ def test_speaker_leakage_finds_a_speaker_written_into_the_codes():
         assert lo <= acc <= hi, (leak, acc)
     with pytest.raises(ValueError, match="at least 2"):
         conversion.speaker_leakage([torch.zeros(3, 2)], ["a"], [torch.zeros(3, 2)], ["a"])
+    with pytest.raises(ValueError, match="3 training codes but 2 training speakers"):
+        conversion.speaker_leakage(xtr[:3], ytr[:2], xte, yte)        # zip used to drop a code silently
 
 
 def test_mean_spread_matches_numpy():
@@ -44,6 +46,8 @@ def test_mean_spread_matches_numpy():
     assert out["x"][0] == pytest.approx(7 / 3) and out["x"][1] == pytest.approx(np.std([1, 2, 4], ddof=1))
     assert out["x"][2] == 3
     assert math.isnan(conversion.mean_spread(runs[:1], ["x"])["x"][1])
+    with pytest.raises(ValueError, match="no runs"):
+        conversion.mean_spread([])
 
 
 def test_results_table_shows_mean_and_spread():
@@ -199,3 +203,12 @@ def test_better_needs_more_than_the_seed_spread():
     assert not conversion.better((0.55, 0.1, 3), (0.5, nan, 1), lower=False)    # a reference number: x's spread
     assert conversion.better((nan, nan, 1), (0.5, 0.1, 3), lower=True) is None   # not measured: no verdict
     assert conversion.better((0.5, 0.1, 3), (nan, nan, 1), lower=False) is None
+
+
+def test_target_centroids_names_utterances_without_a_mel():
+    """A mel missing for a target's utterance is named (it was a bare KeyError: 'u1')."""
+    from types import SimpleNamespace
+
+    items = [SimpleNamespace(id="u1", speaker="a"), SimpleNamespace(id="u2", speaker="b")]
+    with pytest.raises(KeyError, match=r"no log-mel for 1 utterance\(s\) of 'a', e.g. \['u1'\]"):
+        conversion.target_centroids(None, {"u2": torch.zeros(80, 10)}, items, ["a"])

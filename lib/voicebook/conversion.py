@@ -41,6 +41,9 @@ def target_centroids(judge: J.SpeakerJudge, mels: Mapping[str, torch.Tensor], it
     """
     out = {}
     for spk in speakers:
+        missing = [u.id for u in items if u.speaker == spk and u.id not in mels]
+        if missing:
+            raise KeyError(f"target_centroids: no log-mel for {len(missing)} utterance(s) of {spk!r}, e.g. {missing[:3]}")
         refs = [mels[u.id] for u in items if u.speaker == spk]
         if not refs:
             raise ValueError(f"target_centroids: no utterance of speaker {spk!r} among the {len(items)} items")
@@ -125,12 +128,14 @@ def speaker_leakage(train_codes: Sequence[torch.Tensor], train_speakers: Sequenc
     from sklearn.pipeline import make_pipeline
     from sklearn.preprocessing import StandardScaler
 
-    def frames(codes, speakers):
+    def frames(codes, speakers, which):
+        if len(codes) != len(speakers):
+            raise ValueError(f"speaker_leakage: {len(codes)} {which} codes but {len(speakers)} {which} speakers (one per utterance)")
         x = [torch.as_tensor(c).reshape(-1, torch.as_tensor(c).shape[-1]).float().cpu().numpy() for c in codes]
         y = np.concatenate([[s] * len(f) for f, s in zip(x, speakers)])
         return np.concatenate(x), y
 
-    (x_tr, y_tr), (x_te, y_te) = frames(train_codes, train_speakers), frames(test_codes, test_speakers)
+    (x_tr, y_tr), (x_te, y_te) = frames(train_codes, train_speakers, "training"), frames(test_codes, test_speakers, "test")
     if len(set(y_tr)) < 2:
         raise ValueError("speaker_leakage: the probe needs at least 2 training speakers")
     probe = make_pipeline(StandardScaler(), LogisticRegression(max_iter=3000, C=1.0, random_state=seed))
@@ -141,6 +146,8 @@ def speaker_leakage(train_codes: Sequence[torch.Tensor], train_speakers: Sequenc
 def mean_spread(runs: Sequence[Mapping[str, float]], keys: Sequence[str] | None = None) -> dict[str, tuple]:
     """``{key: (mean, std, n)}`` of the numbers under ``keys`` across ``runs`` (one dict per
     seed); std is the sample standard deviation (``nan`` for a single run)."""
+    if not runs:
+        raise ValueError("mean_spread: no runs to summarise")
     keys = keys or [k for k, v in runs[0].items() if isinstance(v, (int, float)) and not isinstance(v, bool)]
     out = {}
     for k in keys:
