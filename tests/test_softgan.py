@@ -275,6 +275,9 @@ def test_convert_bands_keeps_any_length():
     assert out.shape == (32, 203) and np.all(np.isfinite(out))
     with pytest.raises(ValueError, match="one copy"):
         S.convert_bands(Generator(width=W, groups=2), bands, (0.0, 1.0))
+    bands[3, 7] = np.nan                                            # used to come out finite (nan_to_num)
+    with pytest.raises(ValueError, match="the input bands hold 1 NaN or infinite values"):
+        S.convert_bands(g, bands, (-10.0, 3.0))
 
 
 def test_convert_wave_end_to_end_and_bad_input(speech16, speech22):

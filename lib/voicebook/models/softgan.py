@@ -263,6 +263,8 @@ def convert_bands(generator: Generator, bands, stats: tuple[float, float]) -> np
     if b.ndim != 2 or b.shape[0] % 4:
         raise ValueError(f"convert_bands: expected (n_bands, frames) log powers with n_bands a multiple of 4, "
                          f"got shape {tuple(b.shape)}")
+    if not torch.isfinite(b).all():            # the clean-up below is for the generator's output, not for bad input
+        raise ValueError(f"convert_bands: the input bands hold {int((~torch.isfinite(b)).sum())} NaN or infinite values")
     n = b.shape[1]
     pad = (-n) % 4
     x = (b - stats[0]) / stats[1]
