@@ -453,6 +453,30 @@ def test_griffin_lim_length_and_errors(gl_case):
         audio.griffin_lim(mag[:, :1])
 
 
+def test_istft_names_bad_spectrograms():
+    spec = audio.stft(np.sin(np.arange(4096) / 10.0).astype(np.float32))
+    with pytest.raises(AudioError, match=r"istft: expected a complex spectrogram \(as from stft\), got dtype torch.float32"):
+        audio.istft(spec.abs())
+    with pytest.raises(AudioError, match=r"istft: expected \(\.\.\., 513 bins, frames\) for n_fft=1024, got shape \(17, 513\)"):
+        audio.istft(spec.T)
+    spec[4, 2] = complex(float("nan"), 0.0)
+    with pytest.raises(AudioError, match="istft: the spectrogram contains NaN or inf"):
+        audio.istft(spec)
+
+
+def test_mel_to_wave_names_a_time_major_or_broken_mel(speech22):
+    mel = audio.log_mel(speech22.wav.astype(np.float32), speech22.sr)      # (80, 78)
+    with pytest.raises(AudioError, match=r"expected \(\.\.\., 80 mel bands, frames\), got shape \(78, 80\) \(is it \(frames, n_mels\)\?\)"):
+        audio.mel_to_wave(mel.T, speech22.sr, n_iter=1, n_mels=80)
+    assert audio.mel_to_wave(mel, speech22.sr, n_iter=1, n_mels=80).shape == ((mel.shape[-1] - 1) * 256,)
+    long = mel.repeat(1, 8)                                                # 624 frames: more than the 513 bins
+    with pytest.raises(AudioError, match=r"624 mel bands is more than the 513 bins of n_fft=1024; is the mel \(frames, n_mels\)"):
+        audio.mel_to_wave(long.T, speech22.sr, n_iter=1)                  # without n_mels, caught only when frames > bins
+    mel[3, 3] = float("inf")
+    with pytest.raises(AudioError, match="mel_to_wave: the mel contains NaN or inf"):
+        audio.mel_to_wave(mel, speech22.sr, n_iter=1)
+
+
 def test_mel_to_wave(speech22):
     x, sr = speech22.wav.astype(np.float32), speech22.sr
     y = audio.mel_to_wave(audio.log_mel(x, sr), sr, n_iter=32, length=len(x))

@@ -143,6 +143,12 @@ def test_snr_hand_value():
     assert metrics.snr_db(ref, ref) == pytest.approx(10 * math.log10(np.sum(ref ** 2) / 1e-20))  # finite
     with pytest.raises(AudioError, match="snr_db: shapes differ"):
         metrics.snr_db(ref, ref[:-1])
+    with pytest.raises(AudioError, match=r"snr_db: ref is silent \(all zeros\), so the SNR is undefined"):
+        metrics.snr_db(np.zeros(1000), ref)                               # was -inf with a warning
+    bad = ref.copy()
+    bad[10] = np.nan
+    with pytest.raises(AudioError, match="snr_db: est contains NaN or inf"):
+        metrics.snr_db(ref, bad)
 
 
 def test_log_spectral_distance():

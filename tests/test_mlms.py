@@ -215,6 +215,10 @@ def test_scores_against_a_direct_computation():
     both = (true[:, 41] > 0.5) & (pred[:, 41] > 0.5)
     assert s["f0_rmse_hz"] == pytest.approx(np.sqrt(np.mean((np.exp(true[both, 40]) - np.exp(pred[both, 40])) ** 2)))
     assert s["vuv_error"] == pytest.approx(np.mean((true[:, 41] > 0.5) != (pred[:, 41] > 0.5)))
+    with pytest.raises(ValueError, match=r"scores: expected pred and true of one shape .* got \(50, 49\) and \(50, 42\)"):
+        M.scores(torch.from_numpy(pred), torch.from_numpy(true[:, :42]))   # was an IndexError
+    with pytest.raises(ValueError, match=r"got \(50, 40\) and \(50, 40\)"):
+        M.scores(torch.from_numpy(pred[:, :40]), torch.from_numpy(true[:, :40]))   # mcep only: no F0 columns
 
 
 def test_vocoder_features_are_the_papers_49_and_resynthesise(tmp_path, speech22):

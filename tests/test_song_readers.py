@@ -237,6 +237,12 @@ def test_load_song_sets_mixes_real_and_generated_sets(musdb_hq, tiny_cache, tmp_
     assert [s.id for s in got.split("karaoke")] == [s.id for s in generated.split("karaoke")]
     assert got.split("karaoke")[0].stems().shape == (2, 4 * SR) and got.root == musdb_hq
 
+    train_only = tmp_path / "train-only"                  # a half-copied MUSDB18: its test set is generated, and said so
+    shutil.copytree(musdb_hq / "train", train_only / "train")
+    with pytest.warns(UserWarning, match=r"train-only: the MUSDB18 copy has no test songs; that set is the generated one"):
+        got = songs.load_song_sets(train_only, size="tiny", cache_dir=cache, workers=1)
+    assert got.sources["test"] == "generated:tiny" and got.sources["labelled"] == f"musdb18:{train_only}"
+
     both = tmp_path / "corpora"                       # a folder holding both, found by layout not by name
     shutil.copytree(musdb_hq, both / "a")
     write_damp(both / "b", real=False)

@@ -54,6 +54,8 @@ def test_embed_utterance_bad_inputs():
     bad[3, 4] = float("nan")
     with pytest.raises(ValueError, match="NaN"):
         embed_utterance(enc, bad)
+    with pytest.raises(ValueError, match="window must be at least 1 frame, got 0"):
+        embed_utterance(enc, torch.randn(50, 80), window=0)               # was a ZeroDivisionError
 
 
 def test_random_crop_and_padding():

@@ -134,3 +134,10 @@ def test_corrupt_missing_and_silent_files_are_named(tmp_path, clips):
     vs["id00015"].path.unlink()
     with pytest.raises(CorpusError, match=r"00001\.mp4: no such video file"):
         vs["id00015"].load()
+
+
+def test_a_rate_that_is_not_positive_is_refused_before_decoding(tmp_path, clips):
+    with pytest.raises(ValueError, match="read_video: sr must be a positive number of Hz, got 0"):
+        videos.read_video(clips[0], sr=0)
+    with pytest.raises(ValueError, match="read_video: fps must be positive or None"):
+        videos.read_video(clips[0], fps=0)

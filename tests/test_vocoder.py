@@ -154,6 +154,9 @@ def test_flat_spectrum_has_only_c0():
     np.testing.assert_allclose(mc[:, 0], np.log(2.0), rtol=1e-5)
     np.testing.assert_allclose(mc[:, 1:], 0.0, atol=1e-5)
     np.testing.assert_allclose(vocoder.mcep_to_sp(mc, 16000, 1024), 4.0, rtol=1e-4)
+    np.testing.assert_array_equal(vocoder.sp_to_mcep(np.full((3, 513), 4.0), 16000, fft_size=1024), mc)
+    with pytest.raises(AudioError, match=r"expected 513 bins for fft_size=1024 in the last axis, got shape \(513, 3\) \(is it \(bins, frames\)\?\)"):
+        vocoder.sp_to_mcep(np.full((513, 3), 4.0), 16000, fft_size=1024)
 
 
 def test_mcep_round_trip_log_spectral_error(world16):
@@ -273,6 +276,8 @@ def test_acoustic_features_stack_unstack():
     for name in ("mcep", "lf0", "vuv", "bap"):
         np.testing.assert_array_equal(getattr(back, name), getattr(feats, name))
     assert (back.sr, back.fft_size, back.frame_period) == (16000, 1024, 5.0)
+    with pytest.raises(AudioError, match=r"expected \(frames, 25 mcep \+ log-F0 \+ V/UV \+ >= 1 BAP band\), got shape \(32, 20\)"):
+        vocoder.AcousticFeatures.unstack(m.T, 16000, 1024, order=24)
 
 
 @pytest.mark.parametrize("fixture, method, mcd_bound, f0_bound", [

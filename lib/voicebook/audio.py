@@ -170,6 +170,13 @@ def stft(wav, n_fft: int = 1024, hop: int = 256, win: int | None = None) -> torc
 def istft(spec: torch.Tensor, n_fft: int = 1024, hop: int = 256, win: int | None = None,
           length: int | None = None) -> torch.Tensor:
     """Inverse of :func:`stft`: ``(..., freq, frames)`` complex -> ``(..., samples)``."""
+    spec = torch.as_tensor(spec)
+    if not spec.is_complex():
+        raise AudioError(f"istft: expected a complex spectrogram (as from stft), got dtype {spec.dtype}")
+    if spec.ndim < 2 or spec.shape[-2] != n_fft // 2 + 1:
+        raise AudioError(f"istft: expected (..., {n_fft // 2 + 1} bins, frames) for n_fft={n_fft}, got shape {tuple(spec.shape)}")
+    if not torch.isfinite(torch.view_as_real(spec)).all():
+        raise AudioError("istft: the spectrogram contains NaN or inf")
     win = win or n_fft
     window = torch.hann_window(win, device=spec.device)
     return torch.istft(spec, n_fft, hop, win, window, center=True, length=length)
@@ -304,16 +311,25 @@ def _mel_basis(sr, n_fft, n_mels, fmin, fmax, device):
 
 def mel_to_wave(mel: torch.Tensor, sr: int, n_fft: int = 1024, hop: int = 256, fmin: float = 0.0,
                 fmax: float | None = None, n_iter: int = 60, log: bool = True,
-                length: int | None = None) -> torch.Tensor:
+                length: int | None = None, n_mels: int | None = None) -> torch.Tensor:
     """Invert a (log-)mel magnitude spectrogram to a waveform: mel -> linear -> Griffin-Lim.
 
     ``mel``: ``(..., n_mels, frames)``, natural-log magnitudes if ``log`` (as from :func:`log_mel`).
     The linear magnitude is the non-negative least-squares-like pseudo-inverse of the mel
     filterbank (clamped at zero). Runs on the input's device; returns ``(..., samples)``.
+    ``n_mels`` (optional) is the band count expected: given, a ``(frames, n_mels)`` mel is refused.
     """
     mel = torch.as_tensor(mel)
     if mel.ndim < 2:
         raise AudioError(f"mel_to_wave: expected (..., n_mels, frames), got shape {tuple(mel.shape)}")
+    if n_mels is not None and mel.shape[-2] != n_mels:
+        raise AudioError(f"mel_to_wave: expected (..., {n_mels} mel bands, frames), got shape {tuple(mel.shape)}"
+                         f"{' (is it (frames, n_mels)?)' if mel.shape[-1] == n_mels else ''}")
+    if mel.shape[-2] > n_fft // 2 + 1:
+        raise AudioError(f"mel_to_wave: {mel.shape[-2]} mel bands is more than the {n_fft // 2 + 1} bins of "
+                         f"n_fft={n_fft}; is the mel (frames, n_mels)? pass (n_mels, frames)")
+    if not torch.isfinite(mel).all():
+        raise AudioError("mel_to_wave: the mel contains NaN or inf")
     mag = torch.exp(mel) if log else mel
     fb = _mel_basis(int(sr), n_fft, mel.shape[-2], float(fmin), float(fmax or sr / 2), mel.device)
     linear = (torch.linalg.pinv(fb.T) @ mag.float()).clamp_min(0.0)  # (..., freq, frames)

@@ -83,10 +83,18 @@ def vuv_error(ref_f0, est_f0) -> float:
 
 
 def snr_db(ref, est) -> float:
-    """Signal-to-noise ratio ``10 log10(|ref|^2 / |ref - est|^2)`` in dB over equal-length signals."""
+    """Signal-to-noise ratio ``10 log10(|ref|^2 / |ref - est|^2)`` in dB over equal-length signals.
+
+    Undefined (an error) for a silent ``ref`` or NaN in either; the noise energy is floored at
+    1e-20, so a perfect ``est`` gives a large finite number, not inf."""
     a, b = np.asarray(ref, dtype=np.float64), np.asarray(est, dtype=np.float64)
     if a.shape != b.shape:
         raise AudioError(f"snr_db: shapes differ {a.shape} vs {b.shape}")
+    for name, x in (("ref", a), ("est", b)):
+        if not np.isfinite(x).all():
+            raise AudioError(f"snr_db: {name} contains NaN or inf")
+    if not np.any(a):
+        raise AudioError("snr_db: ref is silent (all zeros), so the SNR is undefined")
     return float(10 * np.log10(np.sum(a ** 2) / max(np.sum((a - b) ** 2), 1e-20)))
 
 

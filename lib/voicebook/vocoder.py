@@ -111,14 +111,20 @@ def _mc2sp(fft_size, order, alpha):
                                                      n_fft=max(4096, fft_size))
 
 
-def sp_to_mcep(sp, sr: int, order: int = 39, alpha: float | None = None):
+def sp_to_mcep(sp, sr: int, order: int = 39, alpha: float | None = None, fft_size: int | None = None):
     """Power spectral envelope ``(frames, fft_size // 2 + 1)`` -> mel-cepstrum ``(frames, order + 1)``.
 
     Cepstrum of the log envelope, then frequency warping (SPTK ``sp2mc``). Coefficient 0 is
     the log gain; MCD excludes it. numpy in, numpy out; a tensor stays a tensor (any device).
+    ``fft_size`` (optional) is the analysis FFT length: given, a transposed envelope is refused.
     """
     alpha = mcep_alpha(sr) if alpha is None else alpha
     x = sp if isinstance(sp, torch.Tensor) else torch.from_numpy(np.asarray(sp))
+    if x.ndim < 1 or x.shape[-1] < 2:
+        raise AudioError(f"sp_to_mcep: expected (frames, fft_size // 2 + 1), got shape {tuple(x.shape)}")
+    if fft_size is not None and x.shape[-1] != fft_size // 2 + 1:
+        raise AudioError(f"sp_to_mcep: expected {fft_size // 2 + 1} bins for fft_size={fft_size} in the last axis, "
+                         f"got shape {tuple(x.shape)} (is it (bins, frames)?)")
     layer = _sp2mc((x.shape[-1] - 1) * 2, order, alpha).to(x.device)
     out = layer(x.float().clamp_min(1e-20))
     return out if isinstance(sp, torch.Tensor) else out.numpy().astype(np.float64)
@@ -241,6 +247,9 @@ class AcousticFeatures:
     def unstack(cls, matrix: np.ndarray, sr: int, fft_size: int, order: int = 39,
                 frame_period: float = FRAME_PERIOD_MS) -> "AcousticFeatures":
         m = np.asarray(matrix, dtype=np.float64)
+        if m.ndim != 2 or m.shape[1] < order + 4:
+            raise AudioError(f"AcousticFeatures.unstack: expected (frames, {order + 1} mcep + log-F0 + V/UV + "
+                             f">= 1 BAP band), got shape {m.shape} (is it (dims, frames)? or another order?)")
         return cls(m[:, :order + 1], m[:, order + 1], m[:, order + 2], m[:, order + 3:], sr, fft_size, frame_period)
 
 

@@ -28,6 +28,7 @@ import dataclasses
 import hashlib
 import json
 import random
+import warnings
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -218,6 +219,9 @@ def _real_sets(data_dir: Path) -> dict[str, tuple[list[SongItem], str]]:
     if (root := next((c for c in candidates if musdb18.find_root(c)), None)) is not None:
         for song in musdb18.read_musdb18(root):
             found.setdefault(song.split, ([], f"musdb18:{root}"))[0].append(song)
+        if missing := [name for name in ("labelled", "test") if name not in found]:
+            warnings.warn(f"{root}: the MUSDB18 copy has no {' or '.join(missing)} songs; that set is "
+                          f"the generated one (see the set table's 'from' column)", stacklevel=3)
     if (root := next((c for c in candidates if damp.find_root(c)), None)) is not None:
         found["karaoke"] = (damp.read_damp(root), f"damp:{root}")
     if not found:

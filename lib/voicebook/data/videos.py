@@ -87,6 +87,10 @@ def read_video(path, fps: float | None = 25.0, sr: int = 16000) -> Video:
     audio mono at ``sr`` Hz. Raises :class:`CorpusError` for a missing or undecodable file
     and :class:`AudioError` for one without an audio track, naming the file."""
     path = Path(path)
+    if fps is not None and not fps > 0:
+        raise ValueError(f"read_video: fps must be positive or None (the file's rate), got {fps}")
+    if not int(sr) > 0:
+        raise ValueError(f"read_video: sr must be a positive number of Hz, got {sr}")
     if not path.is_file():
         raise CorpusError(f"{path}: no such video file")
     video_args = ["-map", "0:v:0", "-an"] + (["-vf", f"fps={fps}"] if fps else [])

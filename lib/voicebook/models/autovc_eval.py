@@ -30,7 +30,8 @@ def mel_to_audio(mel: torch.Tensor, stats, *, n_iter: int = 60, device=None) -> 
     """
     s = AUTOVC_MEL
     log_mel = restore_log_mel(mel.to(device or mel.device), stats)
-    wav = audio.mel_to_wave(log_mel, s["sr"], s["n_fft"], s["hop"], s["fmin"], s["fmax"], n_iter=n_iter)
+    wav = audio.mel_to_wave(log_mel, s["sr"], s["n_fft"], s["hop"], s["fmin"], s["fmax"], n_iter=n_iter,
+                            n_mels=s["n_mels"])
     return wav.cpu()
 
 

@@ -344,6 +344,9 @@ def scores(pred: torch.Tensor, true: torch.Tensor, order: int = 39) -> dict[str,
     MCD in dB (c1..c39, frame by frame), F0 RMSE in Hz (frames voiced in both) and the V/UV
     error rate (V/UV threshold 0.5)."""
     p, t = pred.double().numpy(), true.double().numpy()
+    if p.shape != t.shape or p.ndim != 2 or p.shape[1] < order + 4:
+        raise ValueError(f"scores: expected pred and true of one shape (frames, {order + 1} mcep + log-F0 + V/UV + "
+                         f"BAP bands), got {p.shape} and {t.shape}")
     f0_p = vocoder.log_f0_to_f0(p[:, order + 1], p[:, order + 2])
     f0_t = vocoder.log_f0_to_f0(t[:, order + 1], t[:, order + 2])
     return {"mcd_db": metrics.mcd(t[:, :order + 1], p[:, :order + 1]),

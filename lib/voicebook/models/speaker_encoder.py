@@ -97,6 +97,8 @@ def embed_utterance(model: SpeakerEncoder, mel: torch.Tensor, window: int = 100,
     mel = _time_major(mel, model.n_mels, "embed_utterance")
     if not 0 <= overlap < 1:
         raise ValueError(f"overlap must be in [0, 1), got {overlap}")
+    if int(window) < 1:
+        raise ValueError(f"window must be at least 1 frame, got {window}")
     frames, window = mel.shape[0], min(window, mel.shape[0])
     hop = max(1, int(round(window * (1 - overlap))))
     starts = list(range(0, frames - window + 1, hop))
