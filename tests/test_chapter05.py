@@ -123,7 +123,7 @@ def test_a_data_dir_that_is_no_video_corpus_is_refused(tmp_path):
 
 def _voxceleb2_copy_of_generated_faces(root: Path, n_train: int = 4, n_test: int = 2, size: int = 224) -> Path:
     """A VoxCeleb2-layout folder (``{dev,test}/mp4/idNNNNN/<11-char video>/00001.mp4``) of the
-    smoke face set's clips, upscaled to ``size`` px (the Haar cascades miss 112-px faces) and
+    smoke face set's clips, upscaled to ``size`` px (the Haar cascades, the fallback, miss 112-px faces) and
     encoded as H.264 + AAC with their speech: real files through the real-video path."""
     import cv2
 
@@ -143,7 +143,7 @@ def _voxceleb2_copy_of_generated_faces(root: Path, n_train: int = 4, n_test: int
 
 
 def test_the_chapter_runs_on_a_voxceleb2_folder_of_real_video_files(tmp_path):
-    """data_dir = a VoxCeleb2-layout folder of mp4 files: decoding, Haar tracking, registration,
+    """data_dir = a VoxCeleb2-layout folder of mp4 files: decoding, face tracking, registration,
     pre-training on its speakers and every later cell, with fewer steps than smoke. On the 2-core
     machine this test takes 42 s (4 + 2 people); the numbers in the comments are from a first run
     with 6 + 2 people (chapter 42 s, data 20 s, nothing skipped)."""

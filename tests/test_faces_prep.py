@@ -1,5 +1,5 @@
 """voicebook.faces_prep (Chung et al. section 2, Fig. 3): similarity registration recovers a known
-transform; Haar detection, eye landmarks and registration on a real photo; no face -> NoFaceError."""
+transform; DLIB and Haar detection, eye and nose landmarks and registration on a real photo; no face -> NoFaceError."""
 
 from __future__ import annotations
 
@@ -81,7 +81,11 @@ def test_registered_photo_has_its_eyes_at_the_canonical_positions(astronaut):
     pts = fp.landmarks(astronaut)
     face, m = fp.register(astronaut, pts)
     assert face.shape == (112, 112, 3) and face.dtype == np.uint8 and m.shape == (2, 3)
-    np.testing.assert_allclose(fp.apply_similarity(m, pts), fp.CANONICAL_112, atol=1e-6)
+    # a least-squares fit: three measured points are not exactly similar to the canonical ones
+    # (measured: 2.3 px at most with DLIB's nose base; exact with the Haar path's estimated nose)
+    np.testing.assert_allclose(fp.apply_similarity(m, pts), fp.CANONICAL_112, atol=3.0)
+    haar = fp.landmarks(astronaut, method="haar")
+    np.testing.assert_allclose(fp.apply_similarity(fp.register(astronaut, haar)[1], haar), fp.CANONICAL_112, atol=1e-6)
     found = fp.detect_eyes(face, (0, 0, 112, 112), "registered astronaut")   # found again, in the crop
     np.testing.assert_allclose(found, fp.CANONICAL_112[:2], atol=3.0)
 
@@ -95,9 +99,23 @@ def test_registration_undoes_a_rotation_of_the_photo(astronaut):
     assert np.abs(face.astype(float) - upright).mean() < 20            # same face, same place
 
 
+@pytest.mark.skipif(not fp.have_dlib(), reason="dlib-bin is not installed")
+def test_dlib_points_are_measured_and_follow_the_face(astronaut):
+    pts = fp.landmarks(astronaut, "astronaut", method="dlib")
+    haar = fp.landmarks(astronaut, "astronaut", method="haar")
+    np.testing.assert_allclose(pts[:2], haar[:2], atol=4.0)           # two detectors agree on the eyes
+    assert np.linalg.norm(pts[2] - fp.estimate_nose(pts[:2])) > 3.0    # the nose is measured, not implied by the eyes
+    m = cv2.getRotationMatrix2D((256, 256), -8, 0.9)                   # a known similarity of the photo
+    moved = fp.landmarks(cv2.warpAffine(astronaut, m, (512, 512)), "moved astronaut", method="dlib")
+    np.testing.assert_allclose(moved, fp.apply_similarity(m, pts), atol=3.0)
+    with pytest.raises(ValueError, match="method must be 'auto', 'dlib' or 'haar', got 'hog'"):
+        fp.landmarks(astronaut, method="hog")
+
+
 def test_no_face_raises_a_clear_error():
-    with pytest.raises(fp.NoFaceError, match="blank frame: no frontal face"):
-        fp.landmarks(np.full((120, 160, 3), 0.5, np.float32), "blank frame")
+    for method in ("auto", "haar"):
+        with pytest.raises(fp.NoFaceError, match="blank frame: no frontal face"):
+            fp.landmarks(np.full((120, 160, 3), 0.5, np.float32), "blank frame", method=method)
     assert issubclass(fp.NoFaceError, ValueError)
     with pytest.raises(ValueError, match="expected an"):
         fp.detect_face(np.zeros((10, 10, 3), np.uint8))
@@ -127,3 +145,11 @@ def test_an_opencv_without_haar_cascades_is_named(monkeypatch):
             fp.detect_face(np.zeros((64, 64, 3), np.uint8), "blank")
     finally:
         fp._cascade.cache_clear()
+
+
+def test_without_dlib_the_haar_path_is_used_and_dlib_asked_for_by_name_says_what_to_install(astronaut, monkeypatch):
+    monkeypatch.setattr(fp, "_dlib", lambda: None)                   # as on a machine without dlib-bin
+    assert not fp.have_dlib()
+    np.testing.assert_array_equal(fp.landmarks(astronaut), fp.landmarks(astronaut, method="haar"))
+    with pytest.raises(RuntimeError, match="needs dlib-bin and face-recognition-models"):
+        fp.landmarks(astronaut, method="dlib")

@@ -188,7 +188,7 @@ def _astronaut_video(shifts):
 
 
 def test_tracking_finds_the_face_in_every_frame_and_fills_gaps():
-    # shifts at which the Haar eye cascade finds both eyes (it misses some others: the gaps
+    # shifts at which both detectors (DLIB, Haar) find the eyes (Haar misses some others: the gaps
     # a real video's track has too, which the interpolation fills)
     frames = _astronaut_video([(0, 0), (3, -2), (6, -4), (9, -6), (15, -10)])
     frames[2] = 128                                                         # one frame without a face

@@ -5,6 +5,8 @@
 #           chapter 5's face detector: carried alone in a second call, right after a first call
 #           with .whl (tools/device_run.sh installs both into .devsite/, which stays while the
 #           machine is warm: it goes back after ~30 s idle)
+# Not carried: dlib-bin + face-recognition-models (the 100 MB landmark-model sdist is over the
+# 64 MiB carry): on the GPU machine faces_prep.landmarks falls back to the Haar path ("auto").
 set -euo pipefail
 cd "$(dirname "$0")/.."
 rm -rf .whl .whl5

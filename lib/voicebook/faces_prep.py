@@ -5,21 +5,23 @@ regression trees, and registers every face to a canonical face by a similarity t
 (scale, rotation, translation) fitted to the landmarks of the eyes and the nose only: "not the
 mouth, as the mouth movements contain the information that we wish to capture" (Fig. 3).
 
-Neither DLIB nor its landmark model can be installed here, so on real photos:
+On real photos :func:`landmarks` does the same with ``method="dlib"`` (the default when the
+``dlib-bin`` wheel is installed, as voicebook's pins do): DLIB's HOG frontal-face detector and
+its 5-point Kazemi & Sullivan shape predictor (the two corners of each eye and the base of the
+nose; the model file ships inside the ``face-recognition-models`` package, nothing is
+downloaded). The eye points are the means of each eye's two corners, the nose point is the
+measured base of the nose. Where HOG finds no face, OpenCV's Haar box is used instead.
 
-* the face is found with OpenCV's frontal-face Haar cascade and the eyes with its eye cascade
-  inside the upper part of the face box (both cascades ship inside the opencv-python-headless
-  4.x wheel, ``cv2.data.haarcascades``);
-* no nose cascade ships, so the nose is *estimated* from the eyes with canonical proportions:
-  it lies on the perpendicular bisector of the eye segment, ``NOSE_RATIO`` (0.57) interocular
-  distances below the eye midpoint, the proportion of the common 112 x 112 five-point face
-  template. Such a nose carries no information the eyes do not: on real photos the
-  registration is in effect a two-point (eyes) similarity. Generated faces come with true
-  nose landmarks, and there the third point does add information.
+``method="haar"`` (the fallback without dlib) uses OpenCV only: the face and eyes from the Haar
+cascades that ship inside the opencv-python-headless 4.x wheel, and, since no nose cascade
+ships, a nose *estimated* from the eyes with canonical proportions (on the perpendicular
+bisector of the eye segment, ``NOSE_RATIO`` interocular distances below the eye midpoint, as
+in the 112 x 112 five-point face template). Such a nose carries no information the eyes do
+not: that registration is in effect a two-point one.
 
 Points are ``(n_points, 2)`` arrays of pixel coordinates ``(x, y)``, ``x`` to the right, ``y``
 down, in the order of :data:`EYES_NOSE`: the image-left eye (the subject's right eye), the
-image-right eye, the nose tip. Images are ``(H, W, 3)`` RGB, uint8 or float in [0, 1].
+image-right eye, the nose (tip on generated faces, base from DLIB's 5-point model). Images are ``(H, W, 3)`` RGB, uint8 or float in [0, 1].
 """
 
 from __future__ import annotations
@@ -30,7 +32,7 @@ import cv2
 import numpy as np
 
 __all__ = ["NoFaceError", "EYES_NOSE", "NOSE_RATIO", "CANONICAL_112", "detect_face", "detect_eyes",
-           "estimate_nose", "landmarks", "eyes_nose_from_68", "similarity_from_points", "apply_similarity", "warp", "register"]
+           "estimate_nose", "have_dlib", "landmarks", "eyes_nose_from_68", "similarity_from_points", "apply_similarity", "warp", "register"]
 
 #: Names of the three registration points, in the order every function here uses.
 EYES_NOSE = ("left_eye", "right_eye", "nose")
@@ -55,6 +57,23 @@ def _cascade(name: str) -> cv2.CascadeClassifier:
     if cascade.empty():
         raise RuntimeError(f"cannot load the Haar cascade {path} (needs opencv-python-headless 4.x)")
     return cascade
+
+
+@functools.lru_cache(maxsize=1)
+def _dlib():
+    """DLIB's HOG face detector and 5-point shape predictor, or None where dlib is not installed."""
+    try:
+        import dlib
+        import face_recognition_models
+    except ImportError:
+        return None
+    return (dlib.get_frontal_face_detector(),
+            dlib.shape_predictor(face_recognition_models.pose_predictor_five_point_model_location()), dlib)
+
+
+def have_dlib() -> bool:
+    """True if :func:`landmarks` can use DLIB (``dlib-bin`` and ``face-recognition-models``)."""
+    return _dlib() is not None
 
 
 def _gray(image, name: str) -> np.ndarray:
@@ -123,9 +142,38 @@ def estimate_nose(eyes) -> np.ndarray:
     return eyes.mean(axis=0) + NOSE_RATIO * down
 
 
-def landmarks(image, name: str = "image") -> np.ndarray:
+def _dlib_points(gray: np.ndarray, name: str) -> np.ndarray:
+    """Eyes and nose base from DLIB's 5-point model on the largest HOG face (else the Haar box)."""
+    detector, predictor, dlib = _dlib()
+    gray = np.ascontiguousarray(gray)
+    faces = detector(gray, 1)
+    if len(faces):
+        box = max(faces, key=lambda r: r.area())
+    else:
+        try:
+            x, y, w, h = detect_face(gray, name)
+        except NoFaceError as e:
+            raise NoFaceError(f"{e}; DLIB's HOG detector found none either") from None
+        box = dlib.rectangle(x, y, x + w, y + h)
+    p = np.array([(q.x, q.y) for q in predictor(gray, box).parts()], dtype=np.float64)   # (5, 2)
+    eyes = sorted([p[0:2].mean(0), p[2:4].mean(0)], key=lambda e: e[0])                  # image-left first
+    return np.vstack([*eyes, p[4]])
+
+
+def landmarks(image, name: str = "image", method: str = "auto") -> np.ndarray:
     """Eyes and nose of the largest face in a real photo -> ``(3, 2)`` pixels, in :data:`EYES_NOSE`
-    order. Eyes from the Haar cascades, nose from :func:`estimate_nose`."""
+    order. ``method``: ``"dlib"`` (HOG + 5-point shape predictor: the nose is measured),
+    ``"haar"`` (OpenCV cascades, nose from :func:`estimate_nose`), or ``"auto"``: dlib where it
+    is installed. Raises :class:`NoFaceError` naming ``name``."""
+    if method == "auto":
+        method = "dlib" if have_dlib() else "haar"
+    if method == "dlib":
+        if not have_dlib():
+            raise RuntimeError("landmarks(method='dlib') needs dlib-bin and face-recognition-models "
+                               "(voicebook's pins: pip install -c constraints.txt -e .)")
+        return _dlib_points(_gray(image, name), name)
+    if method != "haar":
+        raise ValueError(f"landmarks: method must be 'auto', 'dlib' or 'haar', got {method!r}")
     eyes = detect_eyes(image, None, name)
     return np.vstack([eyes, estimate_nose(eyes)])
 

@@ -119,7 +119,7 @@ def track_points(frames, name: str = "video", smooth: int = 5, every: int = 1) -
     """Eyes + nose on every frame of a real video (section 2's tracking, with
     :func:`voicebook.faces_prep.landmarks`): detected on every ``every``-th frame, frames where
     detection fails filled by linear interpolation in time (the edge detections held), then a
-    moving average over ``smooth`` frames (Haar eyes jitter by a few pixels) ->
+    moving average over ``smooth`` frames (detected eyes jitter by a few pixels) ->
     ``(points (T, 3, 2), found (T,) bool)``. Raises :class:`~voicebook.faces_prep.NoFaceError`
     naming ``name`` if no frame has a face with two eyes."""
     frames = np.asarray(frames)
@@ -133,7 +133,7 @@ def track_points(frames, name: str = "video", smooth: int = 5, every: int = 1) -
         except fp.NoFaceError:
             pass
     if not found.any():
-        raise fp.NoFaceError(f"{name}: no face found in any of its {n} frames (OpenCV Haar cascades: a frontal, "
+        raise fp.NoFaceError(f"{name}: no face found in any of its {n} frames (DLIB HOG or OpenCV Haar detectors: a frontal, "
                              f"upright face with both eyes visible is needed)")
     times, have = np.arange(n), np.flatnonzero(found)
     flat = pts.reshape(n, 6)
@@ -248,7 +248,7 @@ def load_talking_clips(data_dir=None, *, size: str = "smoke", seed: int = 0, max
         if not clips:
             raise fp.NoFaceError(f"{videos.root}: no usable {split!r} video in this {videos.corpus} folder "
                                  f"({len(skipped)} tried, e.g. {skipped[:2]}); each needs a decodable video and "
-                                 f"audio track and a frontal face with both eyes visible (OpenCV Haar cascades)")
+                                 f"audio track and a frontal face with both eyes visible (DLIB HOG or OpenCV Haar detectors)")
         sets[split] = clips
     return TalkingSet(sets[train_split], sets["test"], fp.CANONICAL_112.copy(), videos.corpus, videos, skipped)
 

@@ -7,8 +7,9 @@ One video frame from a 0.35 s audio window and still images of the target face:
   2 in time only: "/2_t"), conv3-5, pool5, fc6 (512), fc7 (256);
 * **identity encoder** (3.2, 4.2): VGG-M-like on ``112 x 112 x 3`` (``x 15`` for five stills,
   conv1 widened to take them): conv1 7 x 7 /2 (96), pool1 /2, conv2 5 x 5 /2 (256), pool2 /2,
-  conv3-5 3 x 3 (512) at 7 x 7, pool5, fc6 (512), fc7 (256). Its weights are trained from
-  scratch here (the paper starts the conv layers from VGG Face, which cannot be downloaded);
+  conv3-5 3 x 3 (512) at 7 x 7, pool5, fc6 (512), fc7 (256). The paper starts its conv
+  layers from VGG Face, which cannot be downloaded; chapter 5 pre-trains the same encoder as a
+  face recogniser of the training people (``IdentityClassifier``) and starts from that;
 * **image decoder** (3.2): the two fc7 vectors concatenated (512) are upsampled by transposed
   convolutions 1 -> 7 -> 14 -> 28 -> 56 -> 112; **two skip connections** (4.1) concatenate
   identity-encoder activations into the decoder at matching resolutions: conv3 (7 x 7) and
