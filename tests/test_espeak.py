@@ -61,6 +61,17 @@ def test_phonemes_of_a_known_word():
     assert [p for p, _, _ in phones if p not in PAUSES] == ["h", "@", "l", "'oU"]
 
 
+def test_words_of_the_phones():
+    wav, phones, words = espeak.synthesize_words("the quick brown fox", "en-us")
+    plain_wav, plain_phones = synthesize("the quick brown fox", "en-us")
+    assert np.array_equal(wav, plain_wav) and phones == plain_phones and len(words) == len(phones)
+    spoken = [(p, w) for (p, _, _), w in zip(phones, words) if p not in PAUSES]
+    assert [w for _, w in spoken] == [0, 0, 1, 1, 1, 1, 2, 2, 2, 2, 3, 3, 3, 3]
+    assert [p for p, w in spoken if w == 2] == ["b", "r", "'aU", "n"]
+    _, phones, words = espeak.synthesize_words("Raz w tygodniu.", "pl")       # a word without a vowel
+    assert [p for (p, _, _), w in zip(phones, words) if w == 1] == ["f"]
+
+
 def test_phoneme_times_line_up_with_the_sound():
     """Pauses espeak reports are near-silent in the audio; vowels are loud."""
     wav, phones = synthesize("Hello world. The cat sat on the mat.", "en-us")

@@ -20,7 +20,7 @@ def feats():
 
 
 def test_shape_and_names(feats):
-    assert feats.shape == (20, B + 17) and feats.dtype == np.float32
+    assert feats.shape == (20, B + 26) and feats.dtype == np.float32
     names = L.feature_names(INV)
     assert len(names) == feats.shape[1] and names[1] == "phone=E" and names[-1] == "utt_position"
     np.testing.assert_array_equal(feats[:, :B].sum(1), 1.0)           # exactly one phone per frame
@@ -58,6 +58,40 @@ def test_syllables_follow_the_vowels():
     assert not L.is_vowel("sil") and not L.is_vowel("ts;")
 
 
+def test_words_split_syllables_and_count_positions():
+    # Polish "Raz w tygodniu" as espeak says it, in one phrase: words 0 "R 'a s", 1 "f" (no vowel),
+    # 2 "t y g 'O d n^ ; u"; the "s" of word 0 closes its syllable instead of opening "f t y"'s
+    names = "R 'a s f t y g 'O d n^ ; u".split()
+    words = [0, 0, 0, 1, 2, 2, 2, 2, 2, 2, 2, 2]
+    phones = [(p, 0.1 * i, 0.1 * (i + 1), w) for i, (p, w) in enumerate(zip(names, words))]
+    segs = L.segments(phones)
+    assert [s.word for s in segs] == words
+    assert [s.syllable for s in segs] == [0, 0, 0, 1, 1, 1, 2, 2, 3, 3, 3, 3]
+    no_words = L.segments([p[:3] for p in phones])              # one phrase = one word: onsets first
+    assert [s.syllable for s in no_words] == [0, 0, 1, 1, 1, 1, 2, 2, 3, 3, 3, 3] and no_words[0].word == -1
+    inv = ["sil", ";", "O", "R", "a", "d", "f", "g", "n^", "s", "t", "u", "y"]
+    x = L.frame_features(phones, inv, 0.1, 12)
+    col = {name: len(inv) + i for i, name in enumerate(L.EXTRA)}
+
+    def feature(name):
+        return x[:, col[name]].tolist()
+
+    assert feature("phone_in_word_fwd") == [0, 1, 2, 0, 0, 1, 2, 3, 4, 5, 6, 7]
+    assert feature("phone_in_word_bwd") == [2, 1, 0, 0, 7, 6, 5, 4, 3, 2, 1, 0]
+    assert feature("word_phones") == [3, 3, 3, 1] + [8] * 8
+    assert feature("syllable_in_word_fwd") == [0, 0, 0, 0, 0, 0, 1, 1, 2, 2, 2, 2]
+    assert feature("syllable_in_word_bwd") == [0, 0, 0, 0, 2, 2, 1, 1, 0, 0, 0, 0]
+    assert feature("word_syllables") == [1, 1, 1, 1, 3, 3, 3, 3, 3, 3, 3, 3]
+    assert feature("word_in_phrase_fwd") == [0, 0, 0, 1] + [2] * 8
+    assert feature("word_in_phrase_bwd") == [2, 2, 2, 1] + [0] * 8
+    assert feature("phrase_words") == [3] * 12
+    assert feature("phrase_syllables") == [4] * 12
+    unknown = L.frame_features([p[:3] for p in phones], inv, 0.1, 12)
+    assert not unknown[:, col["phone_in_word_fwd"]:col["phrase_words"] + 1].any()   # no words: zero
+    with pytest.raises(ValueError, match="3 word indices for 12 phones"):
+        L.segments(type("U", (), {"phonemes": tuple(p[:3] for p in phones), "words": (0, 0, 0)})())
+
+
 def test_pause_second_phrase_and_outside(feats):
     pause = feats[9]                                                    # t = 0.45 s: in the pause
     assert pause[INV.index("sil")] == 1 and pause[B:-1].sum() == 0
@@ -86,3 +120,8 @@ def test_on_a_generated_utterance():
     x = L.frame_features(u, inv, 0.005, int(u.duration / 0.005))
     assert x.shape[0] == int(u.duration / 0.005) and np.all(np.isfinite(x))
     assert x[:, :len(inv)].sum(0)[inv.index("sil")] > 0 and (x[:, :len(inv)].sum(0) > 0).sum() > 10
+    col = {name: len(inv) + i for i, name in enumerate(L.EXTRA)}
+    assert len(u.words) == len(u.phonemes)
+    # espeak's words: the last one's index in the utterance is close to the text's word count
+    assert abs(max(u.words) + 1 - len(u.text.split())) <= 2
+    assert x[:, col["phrase_words"]].max() >= 2 and x[:, col["word_syllables"]].max() >= 2

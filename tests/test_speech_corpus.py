@@ -13,6 +13,7 @@ import pyworld
 
 from voicebook.checks import CorpusError
 from voicebook.data import SPEAKERS, cache, generate_corpus, load_corpus, make_sentences, plan_corpus
+from voicebook.data.speech import VERSION
 from voicebook.files import sha256
 
 TRAINING_LANGUAGES = {"en-us", "en-gb", "fr", "it", "de", "es"}
@@ -131,7 +132,7 @@ def test_speakers_measurably_differ_as_configured(corpus):
 def test_second_load_reuses_the_cache(corpus, cache_dir):
     before = {p: p.stat().st_mtime_ns for p in corpus.root.rglob("*.wav")}
     again = load_corpus(size="smoke", seed=0, cache_dir=cache_dir, workers=2)
-    assert again.root == corpus.root and again.root.name == "smoke-seed0-v1"
+    assert again.root == corpus.root and again.root.name == f"smoke-seed0-v{VERSION}"
     assert [u.id for u in again] == [u.id for u in corpus]
     assert {p: p.stat().st_mtime_ns for p in corpus.root.rglob("*.wav")} == before
     assert load_corpus(corpus.root).root == corpus.root  # a generated folder as data_dir

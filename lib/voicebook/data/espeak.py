@@ -15,7 +15,9 @@ on the same ``libespeak-ng.so`` (a warning says so, once).
 
 Phoneme timings come from espeak's phoneme events (type 7): each carries the phoneme name
 (espeak's ASCII phoneme mnemonics, stress marks included, e.g. ``"'aU"``; ``"_"`` and ``"_:"``
-are pauses) and the sample index where it starts.
+are pauses) and the sample index where it starts. Words come from its word events (type 1),
+which give the character position where each word starts; a phoneme event carries the
+position of the word it was made from, so :func:`synthesize_words` numbers each phone's word.
 """
 
 from __future__ import annotations
@@ -28,7 +30,7 @@ import warnings
 
 import numpy as np
 
-__all__ = ["SAMPLE_RATE", "synthesize", "EspeakError"]
+__all__ = ["SAMPLE_RATE", "synthesize", "synthesize_words", "EspeakError"]
 
 SAMPLE_RATE = 22050  # Hz, what espeak_Initialize returns for the default (non-MBROLA) voices
 
@@ -36,7 +38,7 @@ _AUDIO_OUTPUT_SYNCHRONOUS = 2
 _INITIALIZE_PHONEME_EVENTS = 1
 _POS_CHARACTER = 1
 _CHARS_UTF8 = 1
-_EVENT_LIST_TERMINATED, _EVENT_PHONEME = 0, 7
+_EVENT_LIST_TERMINATED, _EVENT_WORD, _EVENT_PHONEME = 0, 1, 7
 _PARAM_RATE, _PARAM_PITCH, _PARAM_RANGE = 1, 3, 4  # espeak_PARAMETER
 _LIMITS = {"rate": (80, 450), "pitch": (0, 100), "pitch_range": (0, 100)}
 
@@ -63,17 +65,20 @@ class _Event(ctypes.Structure):
 
 _Callback = ctypes.CFUNCTYPE(ctypes.c_int, ctypes.POINTER(ctypes.c_short), ctypes.c_int, ctypes.POINTER(_Event))
 _lock = threading.Lock()
-_collected: dict = {"chunks": [], "events": []}
+_collected: dict = {"chunks": [], "events": [], "words": []}
 _warned = {"still_loaded": False}
 
 
 def _on_synth(wav, n, events) -> int:
-    """espeak's callback: keep the audio block and the phoneme events (name, start sample)."""
+    """espeak's callback: keep the audio block, the phoneme events (name, start sample, text
+    position) and the text positions where words start."""
     i = 0
     while events[i].type != _EVENT_LIST_TERMINATED:
         ev = events[i]
         if ev.type == _EVENT_PHONEME:
-            _collected["events"].append((ev.id.string.decode("utf-8", "replace"), ev.sample, ev.audio_position))
+            _collected["events"].append((ev.id.string.decode("utf-8", "replace"), ev.sample, ev.text_position))
+        elif ev.type == _EVENT_WORD:
+            _collected["words"].append(ev.text_position)
         i += 1
     if n > 0:
         _collected["chunks"].append(np.ctypeslib.as_array(wav, (n,)).copy())
@@ -139,8 +144,8 @@ def _set_voice(lib, voice: str, rate, pitch, pitch_range, seed: int) -> None:
 
 
 def _phone_segments(events, n_samples: int) -> list[tuple[str, float, float]]:
-    """Phoneme events ``(name, start_sample, ms)`` -> ``(name, start_s, end_s)``; a phone ends where
-    the next one starts, the last one at the end of the audio."""
+    """Phoneme events ``(name, start_sample, text_position)`` -> ``(name, start_s, end_s)``; a
+    phone ends where the next one starts, the last one at the end of the audio."""
     starts = [min(max(s, 0), n_samples) for _, s, _ in events]
     starts = np.maximum.accumulate(starts).tolist() if starts else []
     ends = starts[1:] + [n_samples]
@@ -165,11 +170,25 @@ def synthesize(text: str, voice: str, *, rate: int | None = None, pitch: int | N
         ``phonemes`` a list of ``(phone, start_s, end_s)`` in seconds, contiguous and
         non-decreasing, covering the audio after the first phone's start.
     """
+    wav, phonemes, _ = synthesize_words(text, voice, rate=rate, pitch=pitch, pitch_range=pitch_range, seed=seed)
+    return wav, phonemes
+
+
+def synthesize_words(text: str, voice: str, *, rate: int | None = None, pitch: int | None = None,
+                     pitch_range: int | None = None, seed: int = 0) -> tuple[np.ndarray, list, list[int]]:
+    """:func:`synthesize`, plus the word each phone belongs to.
+
+    Returns ``(wav, phonemes, words)``: ``wav`` and ``phonemes`` as :func:`synthesize`;
+    ``words[i]`` the index (0, 1, ... in the utterance) of the word that ``phonemes[i]`` was
+    made from, as espeak splits the text into words (it may join a clitic to its neighbour),
+    ``-1`` for a phone before the first word. Pauses carry the index of the word they follow
+    or precede; :mod:`voicebook.data.linguistic` ignores it.
+    """
     if not isinstance(text, str) or not text.strip():
         raise ValueError(f"synthesize: text must be a non-empty string, got {text!r}")
     data = text.encode("utf-8")
     with _lock:
-        _collected["chunks"], _collected["events"] = [], []
+        _collected["chunks"], _collected["events"], _collected["words"] = [], [], []
         lib = _open()
         try:
             _set_voice(lib, voice, rate, pitch, pitch_range, seed)
@@ -177,9 +196,10 @@ def synthesize(text: str, voice: str, *, rate: int | None = None, pitch: int | N
             status = status or lib.espeak_Synchronize()
         finally:
             _close(lib)
-        chunks, events = _collected["chunks"], _collected["events"]
-        _collected["chunks"], _collected["events"] = [], []
+        chunks, events, word_starts = _collected["chunks"], _collected["events"], sorted(_collected["words"])
+        _collected["chunks"], _collected["events"], _collected["words"] = [], [], []
     if status != 0 or not chunks:
         raise EspeakError(f"espeak_Synth failed (status {status}) for voice {voice!r} and text {text[:60]!r}")
     wav = np.concatenate(chunks).astype(np.float32) / 32768.0
-    return wav, _phone_segments(events, len(wav))
+    words = (np.searchsorted(word_starts, [pos for _, _, pos in events], side="right") - 1).tolist()
+    return wav, _phone_segments(events, len(wav)), words

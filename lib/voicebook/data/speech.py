@@ -33,12 +33,12 @@ import soundfile as sf
 from .. import audio
 from ..checks import CorpusError
 from . import cache
-from .espeak import SAMPLE_RATE, synthesize
+from .espeak import SAMPLE_RATE, synthesize_words
 
 __all__ = ["Utterance", "Speaker", "SpeechCorpus", "SPEAKERS", "SIZES", "make_sentences",
            "plan_corpus", "generate_corpus", "load_corpus", "corpus_from_manifest", "file_utterance"]
 
-GENERATOR, VERSION = "speech", 1
+GENERATOR, VERSION = "speech", 2   # 2: the manifest carries each phone's word
 
 
 # ----------------------------------------------------------------------------- item types
@@ -48,7 +48,9 @@ class Utterance:
     """One recording.
 
     ``phonemes`` is a tuple of ``(phone, start_s, end_s)`` in seconds (espeak's phoneme events;
-    empty for real corpora). ``sentence_id``: the same id means the same text (parallel data).
+    empty for real corpora); ``words`` as long, the index of the word in the utterance each
+    phone was made from (:func:`~voicebook.data.espeak.synthesize_words`; empty where unknown).
+    ``sentence_id``: the same id means the same text (parallel data).
     ``duration`` is in seconds, ``sr`` in Hz.
     """
 
@@ -63,6 +65,7 @@ class Utterance:
     split: str
     phonemes: tuple = ()
     duration: float = 0.0
+    words: tuple = ()
 
     def load(self) -> np.ndarray:
         """The samples, float32 ``(samples,)`` at ``self.sr`` Hz."""
@@ -412,9 +415,10 @@ def plan_corpus(size: str = "smoke", seed: int = 0) -> dict[str, dict]:
 
 def _make_utterance(folder: Path, relpath: str, job: dict) -> dict:
     """Cache worker: synthesise one job into ``folder/relpath``; return its manifest metadata."""
-    wav, phones = synthesize(job["text"], **job["synth"])
+    wav, phones, words = synthesize_words(job["text"], **job["synth"])
     audio.save(Path(folder) / relpath, wav, SAMPLE_RATE)
-    return {**job, "samples": len(wav), "phonemes": [[p, round(a, 6), round(b, 6)] for p, a, b in phones]}
+    return {**job, "samples": len(wav), "phonemes": [[p, round(a, 6), round(b, 6)] for p, a, b in phones],
+            "words": words}
 
 
 # ----------------------------------------------------------------------------- building
@@ -444,7 +448,8 @@ def corpus_from_manifest(root: str | Path, manifest: dict | None = None) -> Spee
         items.append(Utterance(
             id=m["id"], speaker=m["speaker"], language=m["language"], text=m["text"], sentence_id=m["sentence_id"],
             path=root / rel, sr=SAMPLE_RATE, sex=m["sex"], split=m["split"],
-            phonemes=tuple((p, a, b) for p, a, b in m["phonemes"]), duration=m["samples"] / SAMPLE_RATE))
+            phonemes=tuple((p, a, b) for p, a, b in m["phonemes"]), duration=m["samples"] / SAMPLE_RATE,
+            words=tuple(m["words"])))
     used = {u.speaker for u in items}
     return SpeechCorpus(items, {k: s for k, s in speakers.items() if k in used}, root,
                         f"espeak-{header['params']['size']}-seed{header['seed']}")
