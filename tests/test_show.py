@@ -89,6 +89,18 @@ def test_listening_table_layout_and_missing_cells():
         np.testing.assert_allclose(y, _expected(x), atol=1.5 / 32768)
 
 
+def test_spread_and_verdicts_say_the_numbers():
+    assert show.spread((7.104, 0.3, 3), unit="dB") == "7.10 ± 0.30 dB"
+    assert show.spread((0.5, float("nan"), 1), digits=3) == "0.500"
+    assert show.spread(float("nan")) == "n/a" and show.spread(2.0, 1, "%") == "2.0 %"
+    html = show.verdicts({"A beats B": (True, "1.00 vs 2.00 dB"), "C <helps>": (None, "n/a vs 1.0"),
+                          "D": (False, "x")}, caption="claims").data
+    rows = re.findall(r"<tr>(.*?)</tr>", re.search(r"<tbody>(.*)</tbody>", html).group(1))
+    cells = [re.findall(r"<t[hd]>(.*?)</t[hd]>", r) for r in rows]
+    assert cells == [["A beats B", "1.00 vs 2.00 dB", "agrees"], ["C &lt;helps&gt;", "n/a vs 1.0", "cannot be told"],
+                     ["D", "x", "does not agree"]]
+
+
 def test_spectrograms_one_panel_per_clip_and_phonemes(speech16):
     from voicebook.audio import log_mel
     x = speech16.wav

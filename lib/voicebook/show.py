@@ -119,6 +119,25 @@ def table(rows: dict, columns: dict | None = None, caption: str | None = None, d
                 f"<tbody>{body}</tbody></table>")
 
 
+def spread(value, digits: int = 2, unit: str = "") -> str:
+    """Plain text of a score: ``(mean, std, n)`` as ``"7.10 ± 0.30 dB"`` (a single run, std
+    NaN, as ``"7.10 dB"``), a number as ``"7.10 dB"``, NaN as ``"n/a"``."""
+    mean, std = (value[0], value[1]) if isinstance(value, tuple) else (value, float("nan"))
+    if mean is None or np.isnan(mean):
+        return "n/a"
+    text = f"{mean:.{digits}f}" + ("" if np.isnan(std) else f" ± {std:.{digits}f}")
+    return f"{text} {unit}" if unit else text
+
+
+def verdicts(claims: dict, caption: str | None = None) -> HTML:
+    """The paper's claims checked on one run: ``claims`` maps claim -> ``(agrees, numbers)``,
+    ``agrees`` True, False, or None (cannot be told: a number is missing), ``numbers`` the
+    text of the measured numbers the verdict rests on (see :func:`spread`)."""
+    word = {True: "agrees", False: "does not agree", None: "cannot be told"}
+    return table({claim: {"our numbers": numbers, "verdict": word[agrees]}
+                  for claim, (agrees, numbers) in claims.items()}, caption=caption)
+
+
 def spectrograms(clips: dict, sr: int, n_fft: int = 1024, hop: int = 256, n_mels: int = 80,
                  phonemes: dict | None = None, title: str | None = None, height: float = 2.4):
     """Log-mel spectrograms stacked one above the other on a shared dB scale and time axis.
