@@ -93,6 +93,7 @@ def test_spread_and_verdicts_say_the_numbers():
     assert show.spread((7.104, 0.3, 3), unit="dB") == "7.10 ± 0.30 dB"
     assert show.spread((0.5, float("nan"), 1), digits=3) == "0.500"
     assert show.spread(float("nan")) == "n/a" and show.spread(2.0, 1, "%") == "2.0 %"
+    assert "<td>n/a</td>" in show.table({"run": {"score": (float("nan"), 0.1, 3)}}).data   # no "nan" in a table
     html = show.verdicts({"A beats B": (True, "1.00 vs 2.00 dB"), "C <helps>": (None, "n/a vs 1.0"),
                           "D": (False, "x")}, caption="claims").data
     rows = re.findall(r"<tr>(.*?)</tr>", re.search(r"<tbody>(.*)</tbody>", html).group(1))

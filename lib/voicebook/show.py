@@ -91,8 +91,7 @@ def listening_table(rows: dict, sr: int, caption: str | None = None) -> HTML:
 
 def _cell(value, digits: int) -> str:
     if isinstance(value, tuple):            # (mean, std, n) from voicebook.conversion.mean_spread
-        mean, std = value[0], value[1]
-        return f"{mean:.{digits}f}" + ("" if np.isnan(std) else f" &plusmn; {std:.{digits}f}")
+        return spread(value, digits, pm="&plusmn;")
     if isinstance(value, float):
         return f"{value:.{digits}f}"
     return html.escape(str(value))
@@ -119,13 +118,14 @@ def table(rows: dict, columns: dict | None = None, caption: str | None = None, d
                 f"<tbody>{body}</tbody></table>")
 
 
-def spread(value, digits: int = 2, unit: str = "") -> str:
+def spread(value, digits: int = 2, unit: str = "", pm: str = "±") -> str:
     """Plain text of a score: ``(mean, std, n)`` as ``"7.10 ± 0.30 dB"`` (a single run, std
-    NaN, as ``"7.10 dB"``), a number as ``"7.10 dB"``, NaN as ``"n/a"``."""
+    NaN, as ``"7.10 dB"``), a number as ``"7.10 dB"``, NaN as ``"n/a"``; ``pm`` is the sign
+    between mean and spread (:func:`table` passes the HTML entity)."""
     mean, std = (value[0], value[1]) if isinstance(value, tuple) else (value, float("nan"))
     if mean is None or np.isnan(mean):
         return "n/a"
-    text = f"{mean:.{digits}f}" + ("" if np.isnan(std) else f" ± {std:.{digits}f}")
+    text = f"{mean:.{digits}f}" + ("" if np.isnan(std) else f" {pm} {std:.{digits}f}")
     return f"{text} {unit}" if unit else text
 
 

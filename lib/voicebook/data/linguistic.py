@@ -136,10 +136,13 @@ def _positions(segs: list[Segment]) -> np.ndarray:
     out = np.zeros((len(segs), len(EXTRA)), dtype=np.float32)
     n_phr = 1 + max(s.phrase for s in segs)
     stressed = {(s.phrase, s.syllable) for s in segs if s.phrase >= 0 and is_vowel(s.phone) and s.stress}
+    phrases: dict[int, list[Segment]] = {}
+    for s in segs:
+        phrases.setdefault(s.phrase, []).append(s)
     for i, s in enumerate(segs):
         if s.phrase < 0:
             continue
-        phrase = [t for t in segs if t.phrase == s.phrase]
+        phrase = phrases[s.phrase]
         vals = {"stress_primary": s.stress == 1, "stress_secondary": s.stress == 2,
                 "phone_seconds": s.end - s.start, "is_vowel": is_vowel(s.phone),
                 "syllable_stressed": (s.phrase, s.syllable) in stressed}
