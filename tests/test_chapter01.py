@@ -25,7 +25,7 @@ def test_cycle_autovc_chapter_metrics(chapter01):
     j = m["judges"]
     assert j["speaker_accuracy"] > 0.85               # measured 0.97 (chance 0.045)
     assert j["phoneme_error_rate"] < 0.35             # measured 0.18
-    assert m["encoder_cos_same"] > m["encoder_cos_other"] + 0.2   # GE2E separates speakers (0.99 vs 0.51)
+    assert m["encoder_cos_same"] > m["encoder_cos_other"] + 0.2   # GE2E separates speakers (measured 0.98 vs 0.33)
     systems = m["systems"]
     assert len(systems) == 8                          # 4 AutoVC bottlenecks, 2 CycleAutoVC, - style, fine-tuned
     for name, scores in systems.items():
@@ -36,8 +36,8 @@ def test_cycle_autovc_chapter_metrics(chapter01):
     assert len(m["runs"]) == len(systems) and set(runs) == set(systems) and {r["seed"] for r in m["runs"]} == {0}
     assert all(runs[name][key] == pytest.approx(scores[key][0]) for name, scores in systems.items() for key in scores)
     narrow, wide = systems["AutoVC n2f32"], systems["AutoVC n64f2"]
-    assert wide["reconstruction_mse"][0] < 0.85 * narrow["reconstruction_mse"][0]   # measured 0.64 vs 1.23
-    assert narrow["speaker_leakage"][0] < 0.3 < wide["speaker_leakage"][0]          # measured 0.14 vs 0.39
+    assert wide["reconstruction_mse"][0] < 0.85 * narrow["reconstruction_mse"][0]   # measured 0.60 vs 1.17
+    assert narrow["speaker_leakage"][0] < 0.3 < wide["speaker_leakage"][0]          # measured 0.12 vs 0.43
     assert m["claim_4_2"] == {"reconstruction_improves_with_width": True, "leakage_grows_with_width": True}
     assert set(m["verdicts"]) == {"cycle_beats_autovc_wide_speaker", "cycle_beats_autovc_wide_mcd",
                                   "style_loss_helps_speaker", "scratch_beats_finetuned_mcd"}

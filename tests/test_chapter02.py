@@ -26,7 +26,7 @@ def test_softgan_chapter_metrics(chapter02):
     """Bounds around the smoke run measured on 2 CPU cores (seed 0; values in NOTES.md)."""
     _, m = chapter02
     assert m["preset"] == "smoke" and m["seeds"] == [0] and m["corpus"].startswith("espeak")
-    assert m["judges"]["speaker_accuracy"] > 0.85 and m["judges"]["phoneme_error_rate"] < 0.35   # 0.95, 0.18
+    assert m["judges"]["speaker_accuracy"] > 0.85 and m["judges"]["phoneme_error_rate"] < 0.35   # measured 0.97, 0.18
     ceiling = m["vocoder_ceiling"]
     assert 3.0 < ceiling["mcd_to_own_source_db"] < 7.5        # measured 5.4 dB: what 32 bands + WORLD lose
     assert ceiling["phoneme_error_rate"] < 0.35               # measured 0.19: the resynthesis stays intelligible

@@ -42,7 +42,8 @@ def test_data_registration_and_pretraining(chapter05):
     p = m["identity_pretraining"]
     assert p["loss_last"] < 0.2 * p["loss_first"]                   # measured 0.067 vs 1.48
     assert p["train_accuracy"] > 0.9                                # measured 1.00 (12 people)
-    assert 0 <= p["test_retrieval"] <= 1 and 0 < p["test_retrieval_chance"] < 0.5
+    assert p["test_retrieval"] > 2 * p["test_retrieval_chance"]     # measured 1.00 vs chance 0.14
+    assert 0 < p["test_retrieval_chance"] < 0.5
 
 
 def test_losses_fell(chapter05):
@@ -90,7 +91,8 @@ def test_redub_and_speed(chapter05):
     _, m = chapter05
     r = m["redub"]
     assert r["frames"] > 20 and r["target"] != r["audio_from"]
-    assert -1 <= r["lip_sync_with_new_audio"] <= 1 and -1 <= r["lip_sync_with_old_audio"] <= 1
+    # the re-dubbed mouth follows the new audio more than the old: measured r 0.07 vs -0.85
+    assert r["lip_sync_with_new_audio"] > r["lip_sync_with_old_audio"] + 0.3
     speed = m["speed"]["cpu"]
     assert speed["fps"] > 0 and speed["fps_with_deblurring"] > 0               # measured 475 and 46 frames/s
     assert speed["fps_with_deblurring"] < speed["fps"]

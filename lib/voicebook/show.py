@@ -93,7 +93,7 @@ def _cell(value, digits: int) -> str:
     if isinstance(value, tuple):            # (mean, std, n) from voicebook.conversion.mean_spread
         return spread(value, digits, pm="&plusmn;")
     if isinstance(value, float):
-        return f"{value:.{digits}f}"
+        return spread(value, digits)                 # NaN (no spread from one seed) -> "n/a"
     return html.escape(str(value))
 
 
