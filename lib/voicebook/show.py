@@ -90,10 +90,8 @@ def listening_table(rows: dict, sr: int, caption: str | None = None) -> HTML:
 
 
 def _cell(value, digits: int) -> str:
-    if isinstance(value, tuple):            # (mean, std, n) from voicebook.conversion.mean_spread
+    if isinstance(value, (tuple, float)):   # a number, or (mean, std, n) from conversion.mean_spread; NaN -> "n/a"
         return spread(value, digits, pm="&plusmn;")
-    if isinstance(value, float):
-        return spread(value, digits)                 # NaN (no spread from one seed) -> "n/a"
     return html.escape(str(value))
 
 
