@@ -93,6 +93,11 @@ def test_redub_and_speed(chapter05):
     assert r["frames"] > 20 and r["target"] != r["audio_from"]
     # the re-dubbed mouth follows the new audio more than the old: measured r 0.07 vs -0.85
     assert r["lip_sync_with_new_audio"] > r["lip_sync_with_old_audio"] + 0.3
+    # the pipeline carries a true moving mouth through (measured r 0.81 new, 0.03 old, amplitude 0.87);
+    # a held frame hardly moves (0.09) but follows the target's own mouth (r -0.86): the blend's leak
+    true, held = r["controls"]["control: the new sentence's true frames"], r["controls"]["control: one generated frame, held"]
+    assert true["lip_sync_with_new_audio"] > 0.6 and abs(true["lip_sync_with_old_audio"]) < 0.3 and true["amplitude"] > 0.5
+    assert held["amplitude"] < 0.3 and held["lip_sync_with_old_audio"] < -0.4
     speed = m["speed"]["cpu"]
     assert speed["fps"] > 0 and speed["fps_with_deblurring"] > 0               # measured 475 and 46 frames/s
     assert speed["fps_with_deblurring"] < speed["fps"]

@@ -221,6 +221,20 @@ def test_scores_against_a_direct_computation():
         M.scores(torch.from_numpy(pred[:, :40]), torch.from_numpy(true[:, :40]))   # mcep only: no F0 columns
 
 
+def test_always_voiced_is_the_error_of_a_constant_voiced_output():
+    rng = np.random.default_rng(1)
+    true = rng.standard_normal((60, 49))
+    true[:, 40] = np.log(rng.uniform(100, 200, 60))
+    true[:, 41] = (np.arange(60) % 4 != 0)           # a quarter of the frames unvoiced
+    pred = true.copy()
+    pred[:, 41] = 0.8                                 # a V/UV output stuck above the threshold
+    ref = M.always_voiced(torch.from_numpy(true))
+    assert ref == pytest.approx(0.25)
+    assert M.scores(torch.from_numpy(pred), torch.from_numpy(true))["vuv_error"] == pytest.approx(ref)
+    with pytest.raises(ValueError, match=r"always_voiced: .* got \(60, 40\)"):
+        M.always_voiced(torch.from_numpy(true[:, :40]))
+
+
 def test_vocoder_features_are_the_papers_49_and_resynthesise(tmp_path, speech22):
     from voicebook import audio
     from voicebook.data.speech import file_utterance

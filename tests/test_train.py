@@ -203,6 +203,17 @@ def test_resume_in_process_is_exact(diabetes, tmp_path):
     assert torch.load(tmp_path / "last.pt", weights_only=True)["step"] == 30
 
 
+def test_a_rerun_says_whether_it_resumes_or_loads_a_finished_run(diabetes, tmp_path, capsys):
+    def run(steps):
+        fit(mlp(), diabetes[0], mse_loss, steps=steps, batch_size=48, ckpt_dir=tmp_path, ckpt_every=5, seed=3)
+        return capsys.readouterr().out
+
+    assert "resuming" not in run(5)
+    assert f"resuming from {tmp_path / 'last.pt'} at step 5 of 8" in run(8)
+    said = run(8)
+    assert "holds a finished run (8 steps): loading it" in said and "resuming" not in said
+
+
 # ---------------------------------------------------------------- several optimizers (GAN)
 
 

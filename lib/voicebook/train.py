@@ -617,7 +617,9 @@ def _resume(run: _Run, seed: int) -> int:
     else:
         warnings.warn(f"{path} holds RNG states of {len(rngs)} processes, this run has {run.world}; reseeding")
         seed_everything(seed + run.rank + 7919 * int(ckpt["step"]))
-    run.say(f"resuming from {path} at step {ckpt['step']}")
+    done = int(ckpt["step"]) >= run.steps
+    run.say(f"{path} holds a finished run ({ckpt['step']} steps): loading it" if done
+            else f"resuming from {path} at step {ckpt['step']} of {run.steps}")
     return int(ckpt["step"])
 
 

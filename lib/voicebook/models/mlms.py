@@ -33,7 +33,7 @@ from .towers import Towers, combine
 
 __all__ = ["CODE_INITS", "PARTS", "ADAPTATIONS", "MLMS", "n_params", "Example", "Normaliser", "examples", "FrameCrops",
            "masked_mse", "train", "extend", "adapting", "adapt", "adapt_variants", "predict", "dev_mse", "scores",
-           "to_wave"]
+           "always_voiced", "to_wave"]
 
 #: How a language code starts (section 4.1): random and learned, 1-hot and learned, 1-hot and fixed.
 CODE_INITS = ("rand", "1-hot (init)", "1-hot (fixed)")
@@ -351,6 +351,17 @@ def scores(pred: torch.Tensor, true: torch.Tensor, order: int = 39) -> dict[str,
     f0_t = vocoder.log_f0_to_f0(t[:, order + 1], t[:, order + 2])
     return {"mcd_db": metrics.mcd(t[:, :order + 1], p[:, :order + 1]),
             "f0_rmse_hz": metrics.f0_rmse(f0_t, f0_p), "vuv_error": metrics.vuv_error(f0_t, f0_p)}
+
+
+def always_voiced(true: torch.Tensor, order: int = 39) -> float:
+    """The V/UV error of a predictor that calls every frame voiced (what a constant V/UV output
+    above 0.5 scores): the share of unvoiced frames in the natural features ``(frames, 49)``.
+    A system whose V/UV error equals it has not learned to make a voicing decision."""
+    t = true.double()
+    if t.ndim != 2 or t.shape[1] < order + 3:
+        raise ValueError(f"always_voiced: expected natural features (frames, {order + 1} mcep + log-F0 + V/UV ...), "
+                         f"got {tuple(t.shape)}")
+    return float((t[:, order + 2] <= 0.5).double().mean())
 
 
 def to_wave(feats: torch.Tensor, sr: int = 22050, fft_size: int = 1024, order: int = 39) -> np.ndarray:
