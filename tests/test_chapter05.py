@@ -44,6 +44,10 @@ def test_data_registration_and_pretraining(chapter05):
     assert p["train_accuracy"] > 0.9                                # measured 1.00 (12 people)
     assert p["test_retrieval"] > 2 * p["test_retrieval_chance"]     # measured 1.00 vs chance 0.14
     assert 0 < p["test_retrieval_chance"] < 0.5
+    pre, fresh = p["retrieval"]["pre-trained recogniser"], p["retrieval"]["untrained encoder"]
+    assert pre["top-1 (face only)"] > 2 * p["test_retrieval_chance"]   # measured 0.75: the face alone tells people apart
+    assert pre["AUC (face only)"] > 0.7 and fresh["AUC (face only)"] > 0.75   # measured 0.91 and 1.00 (4 people)
+    assert pre["AUC (whole frame)"] >= pre["AUC (face only)"]        # measured 1.00 vs 0.91: background helps it
 
 
 def test_losses_fell(chapter05):

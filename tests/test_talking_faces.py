@@ -141,6 +141,45 @@ def test_identity_classifier_learns_the_training_faces_and_transfers(tracks):
         TF.transfer_identity_conv(Speech2Vid(width=0.25), clf.encoder)
 
 
+def test_face_only_greys_all_but_the_face(tracks):
+    _, test, _ = tracks
+    canon = TF.generated_canonical_points()
+    frames = test[0].frames[:3]
+    out = TF.face_only(frames, canon)
+    assert out.shape == frames.shape and out.dtype == np.uint8
+    (lx, ly), (rx, ry), (nx, ny) = canon.round().astype(int)
+    assert (out[:, :4, :4] == 128).all() and (out[:, -4:, -4:] == 128).all()    # background and shirt corners
+    for x, y in [(nx, ny), (lx, ly), (rx, ry), ((lx + rx) // 2, ny + (rx - lx) // 2)]:   # nose, eyes, mouth kept
+        assert (out[:, y, x] == frames[:, y, x]).all()
+    assert (out[:, max(ly - int(1.5 * (rx - lx)), 0), nx] == 128).all()                 # the top of the head greyed
+    kept = (out != 128).any(-1).mean()
+    assert 0.1 < kept < 0.3                              # the inner face: 16 % of a generated frame
+    with pytest.raises(ValueError, match="uint8"):
+        TF.face_only(frames.astype(np.float32) / 255, canon)
+
+
+def test_identity_retrieval_against_a_count_of_the_pairs():
+    who = ["a", "a", "b", "b", "c", "c"]
+    clustered = np.array([[1, 0, 0], [0.9, 0.1, 0], [0, 1, 0], [0, 2, 0.1], [0, 0, 1], [0.1, 0, 3]])
+    r = TF.identity_retrieval(clustered, who)
+    assert r["top1"] == 1.0 and r["auc"] == 1.0 and r["chance"] == pytest.approx(1 / 5)
+    # a b-clip turned towards a: its nearest is an a-clip; count the AUC's pairs by hand
+    e = clustered.copy(); e[3] = [2, 0.3, 0]
+    r = TF.identity_retrieval(e, who)
+    assert r["top1"] == pytest.approx(4 / 6)           # the second a-clip and the moved b-clip find each other
+    u = e / np.linalg.norm(e, axis=1, keepdims=True)
+    cos = u @ u.T
+    pos = [cos[i, j] for i in range(6) for j in range(i + 1, 6) if who[i] == who[j]]
+    neg = [cos[i, j] for i in range(6) for j in range(i + 1, 6) if who[i] != who[j]]
+    wins = sum(1.0 if p > q else 0.5 if p == q else 0.0 for p in pos for q in neg)
+    assert r["auc"] == pytest.approx(wins / (len(pos) * len(neg))) and r["auc"] < 1.0
+    assert np.isnan(TF.identity_retrieval(clustered[:3], ["a", "b", "c"])["auc"])   # no same-person pair
+    with pytest.raises(ValueError, match="NaN"):
+        TF.identity_retrieval(np.full((2, 3), np.nan), ["a", "a"])
+    with pytest.raises(ValueError, match="identities"):
+        TF.identity_retrieval(clustered, who[:5])
+
+
 # ----------------------------------------------------------------------------- deblurring pairs (3.3)
 
 def test_blurred_faces_are_blurred_crops_of_the_frames(tracks):

@@ -22,6 +22,8 @@ Chung, Jamaludin & Zisserman 2017, sections 2, 3.2-3.3 and 4.2).
   over the five images and divided by five.
 * :class:`BlurredFaces`: the deblurring CNN's training pairs (3.3, Fig. 9), artificially
   blurred registered faces and the sharp originals, as random crops.
+* :func:`face_only` and :func:`identity_retrieval`: whether an identity encoder tells held-out
+  people apart by their faces, not by the background and clothes each generated person keeps.
 * :func:`score_video`: a generated video against the true one (L1, PSNR, SSIM on the whole
   face and the mouth, sharpness, lip sync and sync offset; :mod:`voicebook.face_metrics`).
 
@@ -45,11 +47,12 @@ from . import face_metrics as fm
 from . import faces_prep as fp
 from .checks import AudioError, CorpusError
 from .models.speech2vid import SIZE, IdentityEncoder, Speech2Vid, blur, mfcc_windows, speech2vid_loss
+from .redub import lower_face_mask
 
 __all__ = ["TalkingClip", "TalkingSet", "generated_canonical_points", "register_frames", "track_points",
            "from_generated", "from_video", "load_talking_clips", "TalkingFaceFrames", "talking_face_loss",
            "IdentityFrames", "IdentityClassifier", "identity_loss", "transfer_identity_conv", "BlurredFaces",
-           "spread_stills", "score_video", "SCORES"]
+           "face_only", "identity_retrieval", "spread_stills", "score_video", "SCORES"]
 
 
 # ----------------------------------------------------------------------------- registered tracks (section 2)
@@ -398,6 +401,50 @@ def transfer_identity_conv(model: Speech2Vid, encoder: IdentityEncoder) -> list[
         copied.append(name)
     model.identity_encoder.load_state_dict(mine)
     return copied
+
+
+def face_only(frames, canonical_points, top: float = -0.4, grey: int = 128) -> np.ndarray:
+    """Registered frames ``(T, S, S, 3)`` uint8 with everything but the face set to ``grey``.
+
+    The face is :func:`voicebook.redub.lower_face_mask` around ``canonical_points`` (eyes +
+    nose, ``(3, 2)`` pixels) started ``top`` interocular distances *above* the eye line (-0.4:
+    the brows) instead of below it, down to the chin. Background, hair, ears and clothes, which
+    a generated person keeps in every clip, are greyed out."""
+    frames = np.asarray(frames)
+    if frames.ndim != 4 or frames.shape[-1] != 3 or frames.dtype != np.uint8:
+        raise ValueError(f"face_only: expected uint8 frames (T, H, W, 3), got {frames.dtype} {frames.shape}")
+    inside = lower_face_mask(canonical_points, frames.shape[1:3], top=top)[None, :, :, None] > 0
+    return np.where(inside, frames, np.uint8(grey))
+
+
+def identity_retrieval(embeddings, identities) -> dict[str, float]:
+    """How well clip embeddings ``(n, d)`` (any scale: compared by cosine) tell the people
+    ``identities`` ``(n,)`` apart -> ``{"top1", "chance", "auc"}``:
+
+    * ``top1``: the fraction of clips whose nearest *other* clip shows the same person;
+    * ``chance``: the ``top1`` of a nearest clip drawn at random;
+    * ``auc``: the ROC AUC of the cosine over all same-person vs different-person pairs (0.5 is
+      chance, 1 every same pair closer than every different one; ties count half). It still
+      ranks encoders where ``top1`` is saturated. NaN where there is no pair of one kind."""
+    e = torch.as_tensor(np.asarray(embeddings), dtype=torch.float64)
+    who = np.asarray(identities)
+    if e.ndim != 2 or len(e) != len(who) or len(e) < 2:
+        raise ValueError(f"identity_retrieval: expected (n >= 2, d) embeddings and n identities, "
+                         f"got {tuple(e.shape)} and {len(who)}")
+    if not torch.isfinite(e).all():
+        raise ValueError("identity_retrieval: the embeddings hold NaN or inf")
+    e = F.normalize(e, dim=1)
+    sim = (e @ e.T).numpy()
+    np.fill_diagonal(sim, -np.inf)
+    same = who[:, None] == who[None, :]
+    top1 = float(np.mean(same[np.arange(len(who)), sim.argmax(1)]))
+    chance = float(np.mean((same.sum(1) - 1) / (len(who) - 1)))
+    upper = np.triu(np.ones_like(same), 1)
+    pos, neg = sim[upper & same], sim[upper & ~same]
+    auc = float("nan")
+    if len(pos) and len(neg):
+        auc = float(np.mean((pos[:, None] > neg[None, :]) + 0.5 * (pos[:, None] == neg[None, :])))
+    return {"top1": top1, "chance": chance, "auc": auc}
 
 
 # ----------------------------------------------------------------------------- the deblurring CNN's examples (3.3)
