@@ -174,6 +174,7 @@ def test_identity_retrieval_against_a_count_of_the_pairs():
     wins = sum(1.0 if p > q else 0.5 if p == q else 0.0 for p in pos for q in neg)
     assert r["auc"] == pytest.approx(wins / (len(pos) * len(neg))) and r["auc"] < 1.0
     assert np.isnan(TF.identity_retrieval(clustered[:3], ["a", "b", "c"])["auc"])   # no same-person pair
+    assert all(np.isnan(v) for v in TF.identity_retrieval(clustered[:1], ["a"]).values())
     with pytest.raises(ValueError, match="NaN"):
         TF.identity_retrieval(np.full((2, 3), np.nan), ["a", "a"])
     with pytest.raises(ValueError, match="identities"):

@@ -425,14 +425,17 @@ def identity_retrieval(embeddings, identities) -> dict[str, float]:
     * ``chance``: the ``top1`` of a nearest clip drawn at random;
     * ``auc``: the ROC AUC of the cosine over all same-person vs different-person pairs (0.5 is
       chance, 1 every same pair closer than every different one; ties count half). It still
-      ranks encoders where ``top1`` is saturated. NaN where there is no pair of one kind."""
+      ranks encoders where ``top1`` is saturated. NaN where there is no pair of one kind (an LRW
+      test set, whose every clip is its own identity), all three NaN for a single clip."""
     e = torch.as_tensor(np.asarray(embeddings), dtype=torch.float64)
     who = np.asarray(identities)
-    if e.ndim != 2 or len(e) != len(who) or len(e) < 2:
-        raise ValueError(f"identity_retrieval: expected (n >= 2, d) embeddings and n identities, "
+    if e.ndim != 2 or len(e) != len(who):
+        raise ValueError(f"identity_retrieval: expected (n, d) embeddings and n identities, "
                          f"got {tuple(e.shape)} and {len(who)}")
     if not torch.isfinite(e).all():
         raise ValueError("identity_retrieval: the embeddings hold NaN or inf")
+    if len(e) < 2:
+        return {"top1": float("nan"), "chance": float("nan"), "auc": float("nan")}
     e = F.normalize(e, dim=1)
     sim = (e @ e.T).numpy()
     np.fill_diagonal(sim, -np.inf)
