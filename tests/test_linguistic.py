@@ -125,3 +125,25 @@ def test_on_a_generated_utterance():
     # espeak's words: the last one's index in the utterance is close to the text's word count
     assert abs(max(u.words) + 1 - len(u.text.split())) <= 2
     assert x[:, col["phrase_words"]].max() >= 2 and x[:, col["word_syllables"]].max() >= 2
+
+
+def test_a_glottal_stop_does_not_end_the_phrase():
+    # German "Geschichte | im": espeak's "_!" is a glottal closure inside the phrase; "_:" is a pause
+    phones = (("t", 0.0, 0.1), ("'@", 0.1, 0.2), ("_!", 0.2, 0.23), ("'I", 0.23, 0.3), ("m", 0.3, 0.4),
+              ("_:", 0.4, 0.6), ("'a", 0.6, 0.8))
+    segs = [s for s in L.segments(phones) if s.phone != "sil"]
+    assert [s.phrase for s in segs] == [0, 0, 0, 0, 1]
+    assert [s.index for s in segs[:4]] == [0, 1, 2, 3]
+    closure = next(s for s in L.segments(phones) if s.start == 0.2)
+    assert closure.phone == "sil" and closure.phrase == -1
+
+
+@pytest.mark.parametrize("phones, what", [
+    ((("h", 0.3, 0.4), ("a", 0.0, 0.3)), "before the previous phone ends"),
+    ((("h", 0.0, 0.2), ("a", 0.1, 0.3)), "before the previous phone ends"),
+    ((("h", 0.0, float("nan")), ("a", 0.1, 0.3)), "need finite start <= end"),
+    ((("h", 0.2, 0.1),), "need finite start <= end"),
+])
+def test_unsorted_overlapping_or_nan_timings_are_named(phones, what):
+    with pytest.raises(ValueError, match=what):
+        L.frame_features(phones, ["sil", "a", "h"], 0.05, 10)

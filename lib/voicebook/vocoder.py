@@ -151,7 +151,7 @@ def ap_to_bap(ap: np.ndarray, sr: int, n_bands: int = 5) -> np.ndarray:
     """Aperiodicity ``(frames, bins)`` in [0, 1] -> band aperiodicity ``(frames, n_bands)`` in dB.
 
     Each band is the mean of ``20 log10 ap`` over the bins between mel-spaced edges (Li & Zen
-    use 7 bands at 48 kHz; the band count is a parameter here).
+    use 7 bands at 22.05 kHz; the band count is a parameter here).
     """
     freqs = np.linspace(0, sr / 2, ap.shape[1])
     edges = band_edges(sr, n_bands)

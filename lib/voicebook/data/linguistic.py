@@ -8,7 +8,9 @@ duration, then positions and counts at four levels: the phone in its word, the s
 word and in its phrase (and whether it is stressed), the word in its phrase, the phone in its
 phrase and the phrase in the utterance, each counted forward and backward.
 
-Phrases are the stretches between pauses. Words are espeak's (the corpus' ``Utterance.words``,
+Phrases are the stretches between pauses. espeak's ``"_!"`` is not a pause but German's glottal
+stop before a vowel-initial word ("Geschichte | im"): its frames are silence in the one-hot
+(:func:`voicebook.data.phonemes.normalise`) with zero positions, and it does not end a phrase. Words are espeak's (the corpus' ``Utterance.words``,
 from its word events, :func:`voicebook.data.espeak.synthesize_words`). Syllables are counted by
 their vowels (:func:`is_vowel`): a consonant joins the syllable of the next vowel of its word
 (onsets first), a word's final consonants its last syllable, and a word without a vowel (Polish
@@ -29,9 +31,14 @@ import numpy as np
 
 from .phonemes import SILENCE, _timed, normalise
 
-__all__ = ["COARSE_CENTRES", "EXTRA", "VOWEL_STARTS", "Segment", "is_vowel", "segments", "feature_names",
+__all__ = ["VERSION", "GLOTTAL_STOP", "COARSE_CENTRES", "EXTRA", "VOWEL_STARTS", "Segment", "is_vowel", "segments", "feature_names",
            "frame_features"]
 
+#: Bumped whenever the features of an utterance change: chapter 3 keys its checkpoints on it,
+#: so that models trained on older features are not loaded as if they were current.
+VERSION = 2
+#: espeak's glottal stop (German, before a vowel-initial word): a closure, not a phrase break.
+GLOTTAL_STOP = "_!"
 #: Relative positions (0 = start, 1 = end of the phone) of the coarse-coding triangles.
 COARSE_CENTRES = (0.0, 0.5, 1.0)
 #: The features after the phone one-hot, in order.
@@ -82,18 +89,33 @@ def _timed_words(utt) -> list[tuple[str, float, float, int]]:
             for i, p in enumerate(timed)]
 
 
+def _check_timings(timed: list) -> list:
+    """The ``(phone, start_s, end_s, word)`` events unchanged, or ``ValueError`` naming the first
+    event whose times are not finite, end before they start, or start before the previous
+    event's end (timings must be sorted and may touch but not overlap; 1 ms of slack)."""
+    prev_end = -np.inf
+    for k, (p, a, b, _) in enumerate(timed):
+        if not (np.isfinite(a) and np.isfinite(b)) or b < a:
+            raise ValueError(f"linguistic: phone {k} ({p!r}) has times {a}-{b} s: need finite start <= end")
+        if a < prev_end - 1e-3:
+            raise ValueError(f"linguistic: phone {k} ({p!r}) starts at {a} s, before the previous phone ends "
+                             f"({prev_end} s): timings must be sorted and not overlap")
+        prev_end = max(prev_end, b)
+    return timed
+
+
 def segments(utt, *, keep_length: bool = True) -> list[Segment]:
     """The utterance's phones with positive duration, stress, word, syllable and phrase
-    positions; a pause ends a phrase. Raises ``ValueError`` if there are no timings (real
-    corpora have none)."""
-    timed = [t for t in _timed_words(utt) if t[2] > t[1]]
+    positions; a pause (not the glottal stop ``"_!"``) ends a phrase. Raises ``ValueError`` if
+    there are no timings (real corpora have none) or they are unsorted, overlapping or NaN."""
+    timed = [t for t in _check_timings(_timed_words(utt)) if t[2] > t[1]]
     if not timed:
         raise ValueError("linguistic.segments: the utterance has no phoneme timings")
     out, phrase, index, in_phrase, words = [], 0, 0, False, []
     for p, a, b, w in timed:
         name = normalise(p, keep_length=keep_length)
         if name == SILENCE:
-            if in_phrase:
+            if in_phrase and p.strip() != GLOTTAL_STOP:
                 phrase, index, in_phrase, words = phrase + 1, 0, False, []
             out.append(Segment(name, float(a), float(b), 0, -1, -1))
             continue

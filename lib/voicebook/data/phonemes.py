@@ -9,8 +9,9 @@ carry prosody:
 * a length mark ``:`` (``"i:"``, ``"A:"``). In espeak's English and German sets a long vowel
   is a different phoneme from its short partner (``"3"`` vs ``"3:"``, ``"a"`` vs ``"A:"``),
   so by default it is kept; ``keep_length=False`` folds ``"X:"`` into ``"X"``;
-* pauses ``"_"``, ``"_:"``, ``"_!"`` (German's short break before a vowel-initial word) and
-  ``"_|"`` (a zero-length word boundary), all mapped to :data:`SILENCE`.
+* pauses ``"_"``, ``"_:"``, German's glottal stop before a vowel-initial word ``"_!"`` (a
+  short closure, not a pause: chapter 3's phrases do not end there) and ``"_|"`` (a
+  zero-length word boundary), all mapped to :data:`SILENCE`.
 
 :func:`normalise` does that to one symbol; :func:`phone_sequence` turns an utterance into the
 sequence a phoneme recogniser is trained on (chapter 1's content judge, CTC);
