@@ -35,12 +35,19 @@ def test_softgan_chapter_metrics(chapter02):
         for key, (mean, std, n) in scores.items():
             assert math.isfinite(mean) and std is None and n == 1, (name, key)
         assert 6 < scores["mcd_dtw_db"][0] < 16 and 0 <= scores["speaker_accuracy"][0] <= 1   # measured 9.6-11.0 dB
-    assert m["collapsed"]["+SoftGAN+Energy"] == [0, 2]
+    for name, (n_collapsed, n) in m["collapsed"].items():     # measured: none of 2 collapsed, every system
+        assert n == 2 and n_collapsed <= (0 if name == "+SoftGAN+Energy" else 1), name
     assert m["table1"]["+SoftGAN+Energy"]["phoneme_error_rate"][0] < 0.6   # measured 0.34: trained, still speech
-    assert m["real_target"]["speaker_accuracy"] > 0.75 and m["real_target"]["mcd_dtw_db"] == pytest.approx(0, abs=1e-6)
+    assert m["real_target"]["speaker_accuracy"] > 0.75 and m["real_target"]["phoneme_error_rate"] < 0.3   # 1.0, 0.10
     losses = m["final_losses"]["+SoftGAN+Energy"]
     assert losses["D(fake)"] > losses["D(real)"] - 0.3        # soft labels: D stays lenient on fakes (0.83 vs 0.77)
     assert losses["cycle"] < 1.2                              # normalised L1, measured 0.71 (about 1.6 at step 10)
+    # the plot's hard-label units: the same numbers as the losses for hard labels, not for soft ones
+    hard = m["final_losses"]["-SoftGAN+Energy"]
+    assert hard["D_hard"] == pytest.approx(hard["D"]) and hard["adv_hard"] == pytest.approx(hard["adv"])
+    assert losses["adv"] == pytest.approx(0.81 * losses["adv_hard"], rel=1e-4)   # eq. 7: rho_dis^2 (1 - d)^2, 0.81 x the hard loss
+    assert losses["D_hard"] > losses["D"]                     # measured 0.83 vs 0.18: soft targets + anchors
+    assert all(-1 < g < 1 for g in m["d_gap"].values())       # D(real) - D(fake), late: soft -0.08, hard 0.19
     assert set(m["verdicts"]) == {"softgan_beats_hard_labels", "energy_helps", "small_softgan_beats_bottleneck",
                                   "hard_small_network_no_speech", "envelope_conversion_beyond_f0"}
     assert m["f0_only"]["phoneme_error_rate"] < 0.35          # moving F0 alone keeps the words

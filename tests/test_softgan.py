@@ -3,6 +3,8 @@ which tensors receive gradients in each step, the crops, and conversion with che
 
 from __future__ import annotations
 
+import copy
+
 import numpy as np
 import pytest
 import torch
@@ -79,11 +81,14 @@ def test_discriminator_loss_with_and_without_softgan_by_hand():
     d = lambda x: x.mean(dim=(2, 3))                                  # a "discriminator": the mean value
     real, fake = torch.full((1, 1, 4, 4), 0.5), torch.full((1, 1, 4, 4), 0.2)
     anchors = [torch.full((1, 1, 4, 4), 0.3), torch.full((1, 1, 4, 4), -0.1)]
-    soft, _ = S.discriminator_loss(d, real, fake, anchors, S.Recipe(soft=True))
-    hard, _ = S.discriminator_loss(d, real, fake, anchors, S.Recipe(soft=False))
+    soft, soft_logs = S.discriminator_loss(d, real, fake, anchors, S.Recipe(soft=True))
+    hard, hard_logs = S.discriminator_loss(d, real, fake, anchors, S.Recipe(soft=False))
     # soft: 0.5 [(0.5-1)^2 + (0.2-0.18)^2] + 0.5 mean(0.3^2, 0.1^2); hard: 0.5 [0.25 + 0.2^2], anchors unused
     torch.testing.assert_close(soft, torch.tensor([0.5 * (0.25 + 0.0004) + 0.5 * 0.05]))
     torch.testing.assert_close(hard, torch.tensor([0.5 * (0.25 + 0.04)]))
+    # the hard-label log is the hard loss of the same scores, whatever the recipe
+    for logs in (soft_logs, hard_logs):
+        torch.testing.assert_close(logs["D_hard"], torch.tensor(0.5 * (0.25 + 0.04)))
 
 
 # ----------------------------------------------------------------------------- networks
@@ -165,7 +170,7 @@ def test_the_generator_step_reaches_only_the_generators(system):
     with S.frozen(model.d_x, model.d_y):
         loss, logs = S.generator_loss(model, x, y, fake_y, fake_x, recipe)
         loss.sum().backward()
-    assert loss.shape == (2,) and set(logs) == {"adv", "cycle", "identity", "energy"}
+    assert loss.shape == (2,) and set(logs) == {"adv", "adv_hard", "cycle", "identity", "energy"}
     assert all(g is not None and g.abs().sum() > 0 for m in (model.g_xy, model.g_yx) for g in _grads(m))
     assert all(g is None for m in (model.d_x, model.d_y) for g in _grads(m))
     assert all(p.requires_grad for p in model.discriminators())      # unfrozen afterwards
@@ -212,6 +217,41 @@ def test_the_energy_term_is_in_the_generator_loss_only_when_asked():
     torch.testing.assert_close(with_e - without, logs["energy"].reshape(1))
 
 
+def _one_step(recipe, seed=0, k=2):
+    """One :func:`S.cyclegan_step` of a fresh K-copy model -> ``(model before, model after, batch, logs)``."""
+    torch.manual_seed(seed)
+    model = S.CycleGAN(recipe, width=W, groups=k)
+    before = copy.deepcopy(model)
+    batch = tuple(torch.randn(1, k, 32, 128) for _ in range(3))
+    opts = {"g": torch.optim.Adam(model.generators(), 1e-3), "d": torch.optim.Adam(model.discriminators(), 1e-3)}
+    ctx = train.StepContext(1, opts, torch.device("cpu"), None, torch.amp.GradScaler("cpu", enabled=False))
+    return before, model, batch, S.cyclegan_step(model, batch, ctx, recipe=recipe)
+
+
+@pytest.mark.parametrize("system", ["-SoftGAN+Energy", "-SoftGAN+Energy+Bottleneck"])
+def test_hard_label_logs_equal_the_losses_of_a_hard_recipe(system):
+    _, _, _, logs = _one_step(S.SYSTEMS[system])
+    torch.testing.assert_close(logs["D_hard"], logs["D"], atol=1e-6, rtol=0)
+    torch.testing.assert_close(logs["adv_hard"], logs["adv"], atol=1e-6, rtol=0)
+
+
+@pytest.mark.parametrize("system", ["+SoftGAN+Energy", "+SoftGAN-Energy"])
+def test_hard_label_logs_of_a_soft_recipe_by_hand(system):
+    """D's step scores the reals and the step's fakes with the discriminators as they were; G's
+    step scores the same fakes with the discriminators just updated (G is updated after)."""
+    before, after, (x, y, _), logs = _one_step(S.SYSTEMS[system], seed=3)
+    with torch.no_grad():
+        fake_y, fake_x = before.g_xy(x), before.g_yx(y)
+        d_hard = sum(0.5 * (((d(real) - 1) ** 2).mean() + (d(fake) ** 2).mean())     # (1, K): mean = per-copy mean
+                     for d, real, fake in ((before.d_y, y, fake_y), (before.d_x, x, fake_x)))
+        adv_hard = sum(((d(fake) - 1) ** 2).mean() for d, fake in ((after.d_y, fake_y), (after.d_x, fake_x)))
+    torch.testing.assert_close(logs["D_hard"], d_hard, atol=1e-6, rtol=1e-5)
+    torch.testing.assert_close(logs["adv_hard"], adv_hard, atol=1e-6, rtol=1e-5)
+    assert abs(float(logs["D_hard"] - logs["D"])) > 1e-3 and abs(float(logs["adv_hard"] - logs["adv"])) > 1e-3
+    # eq. 7's detached target is linear in d: G's soft loss is rho_dis^2 times the hard one
+    torch.testing.assert_close(logs["adv"], L.RHO_DIS ** 2 * logs["adv_hard"], atol=1e-6, rtol=1e-5)
+
+
 def test_a_few_training_steps_change_both_players_and_resume(tmp_path):
     by = {"a": [torch.randn(32, 150)], "b": [torch.randn(32, 140)]}
     data = S.EnvelopeCrops(by, [("a", "b", 0), ("a", "b", 1)], length=50)
@@ -222,7 +262,8 @@ def test_a_few_training_steps_change_both_players_and_resume(tmp_path):
                                     ckpt_dir=tmp_path / "run")
     for a, b in ((fresh.g_xy, model.g_xy), (fresh.d_y, model.d_y)):
         assert any(not torch.equal(p, q) for p, q in zip(a.parameters(), b.parameters()))
-    assert {"D", "G", "D(real)", "D(fake)", "adv", "cycle", "identity", "energy"} <= set(hist.train[-1])
+    assert {"D", "G", "D(real)", "D(fake)", "adv", "cycle", "identity", "energy", "D_hard", "adv_hard"} \
+        <= set(hist.train[-1])
     again, _ = S.train_cyclegans(r, data, steps=4, width=W, seed=0, progress=False, ckpt_dir=tmp_path / "run")
     assert all(torch.equal(p, q) for p, q in zip(model.parameters(), again.parameters()))
     ckpt = torch.load(tmp_path / "run" / "last.pt", weights_only=True)

@@ -18,6 +18,13 @@ What is detached, and why:
 * generator step: the discriminators' weights are frozen (``requires_grad=False``), so G's loss
   cannot change them, but their scores of the fakes are *not* detached: that is the path of
   the adversarial gradient into G; the soft target of eq. 7 is detached, a label again.
+
+Under LSGAN a target linear in ``d = D(G(x))`` keeps the loss proportional to the hard one,
+detached or not: eqs. 6-7 re-weight the gradients of D's fake term and G's adversarial term
+by a constant, and detaching only sets it (``rho_gen``, ``rho_dis`` here; their squares if not).
+
+Every recipe also logs its adversarial losses against the *hard* labels (``"D_hard"``,
+``"adv_hard"``), from the same scores, so that soft and hard systems compare in one unit.
 """
 
 from __future__ import annotations
@@ -39,9 +46,9 @@ from .cyclegan_vc import Discriminator, Generator
 
 CLIP = 8.0   # |normalised log power| beyond which a converted band is clipped (see convert_bands)
 
-__all__ = ["CLIP", "Recipe", "SYSTEMS", "CycleGAN", "discriminator_loss", "generator_loss", "cyclegan_step",
-           "EnvelopeCrops", "band_stats", "train_cyclegans", "convert_bands", "convert_wave", "convert_analysed",
-           "collapsed", "flatness"]
+__all__ = ["CLIP", "Recipe", "SYSTEMS", "CycleGAN", "discriminator_loss", "hard_discriminator_loss", "generator_loss",
+           "cyclegan_step", "EnvelopeCrops", "band_stats", "train_cyclegans", "convert_bands", "convert_wave",
+           "convert_analysed", "collapsed", "flatness"]
 
 
 @dataclass(frozen=True)
@@ -104,7 +111,7 @@ def discriminator_loss(d: Discriminator, real: torch.Tensor, fake: torch.Tensor,
     halved, plus (SoftGAN) the mean of ``D(anchor)^2`` over the false anchors, halved.
 
     ``fake`` must already be detached. ``t`` is 0 (hard) or eq. 6's soft label. Logs the mean
-    scores of real and fake samples.
+    scores of real and fake samples, and :func:`hard_discriminator_loss` of the same scores.
     """
     if fake.requires_grad:
         raise ValueError("discriminator_loss: detach the fakes (D's loss must not reach the generator)")
@@ -113,7 +120,14 @@ def discriminator_loss(d: Discriminator, real: torch.Tensor, fake: torch.Tensor,
     loss = 0.5 * (lsgan_loss(d_real, 1.0) + lsgan_loss(d_fake, target))
     if recipe.soft and anchors:
         loss = loss + 0.5 * torch.stack([lsgan_loss(d(a), 0.0) for a in anchors]).mean(0)
-    return loss, {"D(real)": d_real.detach().mean(), "D(fake)": d_fake.detach().mean()}
+    return loss, {"D(real)": d_real.detach().mean(), "D(fake)": d_fake.detach().mean(),
+                  "D_hard": hard_discriminator_loss(d_real, d_fake).mean()}
+
+
+def hard_discriminator_loss(d_real: torch.Tensor, d_fake: torch.Tensor) -> torch.Tensor:
+    """What D's loss would be with the hard labels and no anchors, from the scores ``(batch, K)``
+    already computed: ``((D(real) - 1)^2 + D(fake)^2) / 2`` per copy ``(K,)``, detached (a log only)."""
+    return 0.5 * (lsgan_loss(d_real.detach(), 1.0) + lsgan_loss(d_fake.detach(), 0.0))
 
 
 def generator_loss(model: CycleGAN, x: torch.Tensor, y: torch.Tensor, fake_y: torch.Tensor, fake_x: torch.Tensor,
@@ -122,18 +136,21 @@ def generator_loss(model: CycleGAN, x: torch.Tensor, y: torch.Tensor, fake_y: to
     ``adv_XY + adv_YX + lambda_cyc L_cyc + lambda_id L_id [+ lambda_e L_energy]``.
 
     ``fake_y = G_XY(x)`` and ``fake_x = G_YX(y)`` keep their graphs. Call it with the
-    discriminators :func:`frozen`. The adversarial target is 1 (hard) or eq. 7's soft label.
+    discriminators :func:`frozen`. The adversarial target is 1 (hard) or eq. 7's soft label;
+    ``"adv_hard"`` logs the adversarial term against 1 from the same scores, whatever the recipe.
     ``band_scale``: the std of the log band power the inputs were normalised by (see
     :func:`voicebook.losses.frame_energy`).
     """
-    adv = 0.0
+    adv, adv_hard = 0.0, 0.0
     for d, fake in ((model.d_y, fake_y), (model.d_x, fake_x)):
         score = d(fake)                          # not detached: the adversarial gradient's path into G
         adv = adv + lsgan_loss(score, soft_real_label(score, recipe.rho_dis) if recipe.soft else 1.0)
+        adv_hard = adv_hard + lsgan_loss(score.detach(), 1.0)                              # a log only
     cyc = l1_per_copy(model.g_yx(fake_y), x) + l1_per_copy(model.g_xy(fake_x), y)          # eq. 3
     idt = l1_per_copy(model.g_xy(y), y) + l1_per_copy(model.g_yx(x), x)                    # eq. 4
     loss = adv + recipe.lambda_cyc * cyc + recipe.lambda_id * idt
-    logs = {"adv": adv.detach().mean(), "cycle": cyc.detach().mean(), "identity": idt.detach().mean()}
+    logs = {"adv": adv.detach().mean(), "adv_hard": adv_hard.mean(), "cycle": cyc.detach().mean(),
+            "identity": idt.detach().mean()}
     en = energy_loss(fake_y, x, band_scale) + energy_loss(fake_x, y, band_scale)             # section 3.3
     if recipe.energy:
         loss = loss + recipe.lambda_energy * en
@@ -146,7 +163,8 @@ def cyclegan_step(model: CycleGAN, batch, ctx: train.StepContext, *, recipe: Rec
 
     ``batch``: ``(x, y, noise)``, each ``(1, K, bands, frames)``: a crop of each copy's source
     and target speaker, and Gaussian noise (a false anchor). Optimizers ``"d"`` and ``"g"``.
-    Losses are summed over copies. ``band_scale``: as in :func:`generator_loss`.
+    Losses are summed over copies; the returned logs are per copy (``"D"``, ``"D_hard"`` summed
+    over the two discriminators). ``band_scale``: as in :func:`generator_loss`.
     """
     x, y, noise = batch                                         # noise: the false anchor (SoftGAN)
     with ctx.autocast():
@@ -160,7 +178,7 @@ def cyclegan_step(model: CycleGAN, batch, ctx: train.StepContext, *, recipe: Rec
         g_loss = g_loss.sum()
     ctx.update(g_loss, "g")
     k = x.shape[1]
-    return {"D": d_loss.detach() / k, "G": g_loss.detach() / k,
+    return {"D": d_loss.detach() / k, "G": g_loss.detach() / k, "D_hard": logs_y["D_hard"] + logs_x["D_hard"],
             "D(real)": (logs_y["D(real)"] + logs_x["D(real)"]) / 2,
             "D(fake)": (logs_y["D(fake)"] + logs_x["D(fake)"]) / 2, **g_logs}
 
