@@ -12,7 +12,7 @@ from pathlib import Path
 
 import pytest
 
-from helpers_chapters import notebook
+from helpers_chapters import notebook, vctk_copy_of_english_speech
 from voicebook.runner import run_chapter
 
 NOTEBOOK = notebook("02_softgan_cyclegan_vc")
@@ -93,3 +93,13 @@ def test_softgan_chapter_on_a_vcc2018_copy_and_its_rerun_resumes(tmp_path):
     again = run_chapter(NOTEBOOK, tmp_path / "out", **run)
     assert again["table1"] == m["table1"] and again["vocoder_ceiling"] == m["vocoder_ceiling"]
     assert again["chapter_seconds"] < m["chapter_seconds"]
+
+
+def test_softgan_chapter_names_a_corpus_without_its_speakers(tmp_path):
+    """data_dir at a readable corpus without VCC2018's source/target roles (a VCTK copy): a clear
+    error from the speaker cell, before any judge trains."""
+    from papermill.exceptions import PapermillExecutionError
+
+    root = vctk_copy_of_english_speech(tmp_path / "vctk")
+    with pytest.raises(PapermillExecutionError, match="chapter 2 needs VCC2018 source and target speakers"):
+        run_chapter(NOTEBOOK, tmp_path / "out", preset="smoke", seed=0, data_dir=root)
