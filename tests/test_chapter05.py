@@ -39,6 +39,8 @@ def test_data_registration_and_pretraining(chapter05):
     assert m["data"]["test"]["voices"] == 4                                             # the held-out voices
     r = m["registration"]
     assert r["after"] < 0.2 * r["eyes_nose_motion_px_before"]       # measured 0.04 px vs 0.65 px
+    # points the fit never saw (contour at eye level, brows): measured 0.12 px vs 0.70 px; blinks are the rest
+    assert r["held_out_motion_px_after"] < 0.3 * r["held_out_motion_px_before"]
     p = m["identity_pretraining"]
     assert p["loss_last"] < 0.2 * p["loss_first"]                   # measured 0.067 vs 1.48
     assert p["train_accuracy"] > 0.9                                # measured 1.00 (12 people)
@@ -95,17 +97,21 @@ def test_redub_and_speed(chapter05):
     _, m = chapter05
     r = m["redub"]
     assert r["frames"] > 20 and r["target"] != r["audio_from"]
-    # the re-dubbed mouth follows the new audio more than the old: measured r 0.07 vs -0.85
-    assert r["lip_sync_with_new_audio"] > r["lip_sync_with_old_audio"] + 0.3
     # the pipeline carries a true moving mouth through (measured r 0.81 new, 0.03 old, amplitude 0.87);
-    # a held frame hardly moves (0.09) but follows the target's own mouth (r -0.86): the blend's leak
+    # a held frame hardly moves (0.10) but follows the target's own mouth (r -0.80): the blend's leak
     true, held = r["controls"]["control: the new sentence's true frames"], r["controls"]["control: one generated frame, held"]
     assert true["lip_sync_with_new_audio"] > 0.6 and abs(true["lip_sync_with_old_audio"]) < 0.3 and true["amplitude"] > 0.5
     assert held["amplitude"] < 0.3 and held["lip_sync_with_old_audio"] < -0.4
+    # at smoke the generated mouth barely moves (amplitude 0.105 vs the held frame's 0.101) and its
+    # correlations are the held frame's (new -0.06 vs -0.03, old -0.80 vs -0.80): they are the blend's
+    # leak, not lip sync, so no claim of sync is tested here; only that it is no better than the
+    # true frames and reads like the held control
+    assert r["lip_sync_with_new_audio"] < true["lip_sync_with_new_audio"]
+    assert abs(r["lip_sync_with_old_audio"] - held["lip_sync_with_old_audio"]) < 0.2
     speed = m["speed"]["cpu"]
-    assert speed["fps"] > 0 and speed["fps_with_deblurring"] > 0               # measured 475 and 46 frames/s
+    # width 0.125 on this CPU: measured 972 and 121 frames/s (5th session, busier: 475 and 46)
+    assert speed["fps"] > 100 and speed["fps_with_deblurring"] > 15
     assert speed["fps_with_deblurring"] < speed["fps"]
-    assert speed["x_real_time"] == pytest.approx(speed["fps"] / 25)
     assert m["chapter_seconds"] > 0
 
 

@@ -11,7 +11,8 @@ import torch
 from voicebook.checks import AudioError
 from voicebook.face_metrics import sharpness
 from voicebook.models.speech2vid import (SIZE, WINDOW, Deblur, Identity, Speech2Vid, blur, deblur_loss,
-                                         generate_video, l1_loss, mfcc_windows, speech2vid_loss, stills_tensor)
+                                         generate_video, l1_loss, max_video_frames, mfcc_windows, speech2vid_loss,
+                                         stills_tensor)
 from voicebook.train import fit
 
 W = 0.125          # channel width for the tests (2 CPU cores)
@@ -62,6 +63,21 @@ def test_mfcc_windows_are_12_by_35_one_per_frame():
     assert w.shape == (50, 1, 12, 35) and w.dtype == torch.float32       # 2 s at 25 fps
     assert mfcc_windows(wav, 16000, n_frames=7).shape == (7, 1, 12, 35)
     assert torch.isfinite(w).all()
+
+
+def test_frames_beyond_the_audio_by_more_than_one_frame_are_refused():
+    """3.1: frame t is centred on t / fps s; a video longer than its audio by more than one
+    frame would get the last MFCC step repeated, so it must be trimmed by the caller."""
+    wav = _noise(2.0, 16000)                                          # 2 s: 50 frames at 25 fps
+    assert max_video_frames(len(wav), 16000, 25.0) == 51
+    assert max_video_frames(len(wav) - 1, 16000, 25.0) == 50
+    assert mfcc_windows(wav, 16000, n_frames=51).shape == (51, 1, 12, 35)   # one frame past the end: fine
+    assert mfcc_windows(_noise(1.99, 16000), 16000, n_frames=50).shape[0] == 50   # ceil(duration * fps)
+    with pytest.raises(ValueError, match=r"52 video frames at 25 fps \(2.080 s\) need more audio than the "
+                                         r"2.000 s given, which covers at most 51 frames"):
+        mfcc_windows(wav, 16000, n_frames=52)
+    with pytest.raises(ValueError, match="at most 26 frames"):
+        generate_video(_model(), wav[:16000], 16000, np.zeros((SIZE, SIZE, 3), np.uint8), n_frames=50)
 
 
 def test_mfcc_windows_do_not_depend_on_the_clips_sample_rate():
@@ -184,6 +200,32 @@ def test_generation_slides_the_window_and_caches_the_identity():
         ref = model(mfcc_windows(wav, sr)[[0, 12, 24]], stills_tensor(still).expand(3, -1, -1, -1))
     np.testing.assert_allclose(video[[0, 12, 24]], ref.permute(0, 2, 3, 1).numpy(), atol=1e-5)
     np.testing.assert_allclose(generate_video(model, wav, sr, still, batch=64), video, atol=1e-5)
+
+
+@pytest.mark.parametrize("stills, match", [
+    (np.full((SIZE, SIZE, 3), 200.0, np.float32), r"float images must be in \[0, 1\], got values in \[200, 200\]"),
+    (np.full((2, SIZE, SIZE, 3), -0.5, np.float64), r"got values in \[-0.5, -0.5\]"),
+    (np.where(np.eye(SIZE, dtype=bool)[..., None], np.nan, np.full((SIZE, SIZE, 3), 0.5, np.float32)),
+     "NaN or infinite"),
+    (np.full((SIZE, SIZE, 3), np.inf, np.float32), "NaN or infinite"),
+    (np.full((SIZE, SIZE, 3), 200, np.int64), "uint8 \\(0-255\\) or float in \\[0, 1\\], got dtype int64"),
+    (torch.full((1, 3, SIZE, SIZE), 255.0), r"got values in \[255, 255\]"),
+    (torch.full((1, 1, 3, SIZE, SIZE), float("nan")), "NaN or infinite"),
+])
+def test_stills_outside_0_1_are_refused(stills, match):
+    with pytest.raises(ValueError, match=match):
+        stills_tensor(stills)
+    with pytest.raises(ValueError, match=match):
+        generate_video(_model(), _noise(1.0, 16000), 16000, stills)
+
+
+def test_stills_in_range_are_scaled_to_0_1():
+    img = np.random.default_rng(0).integers(0, 256, (SIZE, SIZE, 3)).astype(np.uint8)
+    as_uint8, as_float = stills_tensor(img), stills_tensor(img.astype(np.float32) / 255)
+    assert as_uint8.shape == (1, 3, SIZE, SIZE) and float(as_uint8.max()) <= 1.0
+    torch.testing.assert_close(as_uint8, as_float)
+    assert torch.equal(stills_tensor(torch.from_numpy(img).permute(2, 0, 1)[None]), as_uint8)
+    stills_tensor(np.full((SIZE, SIZE, 3), 1.0005, np.float32))        # rounding slack of 1e-3 allowed
 
 
 # ----------------------------------------------------------------------------- deblurring (3.3, Fig. 8)

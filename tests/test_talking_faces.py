@@ -52,6 +52,33 @@ def test_registration_removes_the_head_motion(tracks):
     assert clip.opening.max() > 2 * max(clip.opening.min(), 0.1)           # the mouth opens and closes
 
 
+def test_registration_holds_on_rigid_points_it_was_not_fitted_to(tracks):
+    """The eyes + nose residual above is near 0 by construction (a least-squares fit to those very
+    points); the brows and the contour level with the eyes are not fitted, yet move with the head."""
+    train, test, _ = tracks
+    motion = [TF.held_out_motion(c.landmarks, c.matrices) for c in train]
+    for m in motion:                                  # per clip: measured 3.6x to 9.5x (tiny5 train set)
+        assert m["before"] > 0.3 and m["after"] < 0.4 * m["before"]
+    before, after = np.mean([m["before"] for m in motion]), np.mean([m["after"] for m in motion])
+    assert after < 0.25 * before                      # measured 0.72 -> 0.11 px (smoke set: 0.70 -> 0.12 px)
+    fitted = np.mean([np.stack([fp.apply_similarity(m, p) for m, p in zip(c.matrices, c.points)]).std(0).mean()
+                      for c in train])
+    assert after > fitted                             # measured 0.11 vs 0.04 px: the fitted points flatter it
+    still = TF.held_out_motion(train[0].landmarks, np.broadcast_to(train[0].matrices[:1], train[0].matrices.shape))
+    assert still["after"] > 0.5 * still["before"]     # one frame's transform for all: the motion stays
+    assert set(TF.HELD_OUT_POINTS) == {0, 16, *range(17, 27)}
+    with pytest.raises(ValueError, match="matrices"):
+        TF.held_out_motion(train[0].landmarks, train[0].matrices[:-1])
+
+
+def test_the_voice_is_the_speakers(tracks):
+    train, test, _ = tracks
+    assert all(c.voice == c.source.speaker for c in train + test)
+    assert {c.voice for c in train}.isdisjoint({c.voice for c in test})       # held-out voices
+    video_like = TF.TalkingClip("lrw-1", "lrw-1", "test", *[None] * 7, source=None)
+    assert video_like.voice == "lrw-1"                                        # no speaker: the clip is its own
+
+
 def test_source_frames_are_the_unregistered_clip(tracks):
     clip = tracks[0][0]
     raw = clip.source_frames()
@@ -92,6 +119,37 @@ def test_training_examples_are_a_pure_function_of_seed_and_index(tracks):
     assert any(not np.array_equal(a.still_times(i)[2], other.still_times(i)[2]) for i in range(10))
     frames_a = [a.locate(i) for i in range(len(a))]
     assert len(set(frames_a)) == len(a)                                     # every frame once per epoch
+
+
+@pytest.mark.parametrize("n_stills", [1, 5])
+def test_stills_come_from_the_future_and_near_the_end_from_the_past(tracks, n_stills):
+    """Fig. 7: stills "randomly sampled from future frames far from actual audio/output"."""
+    train, _, _ = tracks
+    gap = 12
+    ds = TF.TalkingFaceFrames(train, n_stills=n_stills, min_gap=gap, seed=3)
+    seen = {"future": 0, "past": 0}
+    for i in range(len(ds)):
+        k, t, times = ds.still_times(i)
+        future = ds.clips[k].n_frames - (t + gap)                        # frames >= t + gap
+        if future >= n_stills:
+            assert times.min() >= t + gap, (i, t, times)
+            seen["future"] += 1
+        else:                                                            # near the end
+            assert np.all(np.abs(times - t) >= gap) and len(set(times.tolist())) == n_stills
+            if future <= 0:
+                assert times.max() <= t - gap, (i, t, times)
+                seen["past"] += 1
+    assert seen["future"] > 0.6 * len(ds) and seen["past"] > 0            # both rules ran
+
+
+def test_still_candidates_of_one_clip():
+    clip = TF.TalkingClip("c", "p", "train", np.zeros((40, 112, 112, 3), np.uint8), torch.zeros(40, 1, 12, 35),
+                          np.zeros(100, np.float32), 16000, np.zeros((40, 3, 2)), np.zeros((40, 2, 3)), np.zeros(40))
+    one, five = TF.TalkingFaceFrames([clip], 1, min_gap=12), TF.TalkingFaceFrames([clip], 5, min_gap=12)
+    assert one.still_candidates(0, 10).tolist() == list(range(22, 40))       # after t + 12 only
+    assert one.still_candidates(0, 30).tolist() == list(range(0, 19))        # none after: before t - 12
+    assert five.still_candidates(0, 25).tolist() == list(range(0, 14)) + [37, 38, 39]   # 3 after: both sides
+    assert one.still_times(30)[2][0] <= 18 and one.still_times(5)[2][0] >= 17
 
 
 def test_short_clip_takes_its_farthest_frames():
@@ -243,6 +301,29 @@ def test_tracking_finds_the_face_in_every_frame_and_fills_gaps():
     assert reg.shape == (5, 112, 112, 3) and mats.shape == (5, 2, 3)
     with pytest.raises(fp.NoFaceError, match="blank video: no face found in any of its 3 frames"):
         TF.track_points(np.full((3, 120, 160, 3), 128, np.uint8), "blank video")
+
+
+class _DecodedVideo:
+    """A stand-in for :class:`voicebook.data.videos.VideoItem` whose decoding gives ``video``."""
+
+    id, split, speaker, path = "vid-1", "test", "spk-1", "fake.mp4"
+
+    def __init__(self, video):
+        self.video = video
+
+    def load(self, fps=25.0, sr=16000):
+        return self.video
+
+
+def test_a_real_video_longer_than_its_sound_is_cut_to_it():
+    from voicebook.data.videos import Video
+
+    sound = (0.1 * np.random.default_rng(0).standard_normal(int(0.4 * 16000))).astype(np.float32)
+    frames = _astronaut_video([(0, 0)] * 14)                              # 0.56 s of video, 0.40 s of sound
+    clip = TF.from_video(_DecodedVideo(Video(frames, 25.0, sound, 16000)))
+    assert clip.n_frames == 11                                            # floor(0.4 * 25) + 1: one frame past the end
+    assert clip.windows.shape == (11, 1, 12, 35) and clip.points.shape == (11, 3, 2) and len(clip.opening) == 11
+    assert clip.voice == "spk-1" and clip.landmarks is None and clip.source_frames().shape[0] == 11
 
 
 def test_a_folder_that_is_no_video_corpus_is_refused(tmp_path):

@@ -10,8 +10,10 @@ Chung, Jamaludin & Zisserman 2017, sections 2, 3.2-3.3 and 4.2).
   gives the train and test tracks of either source.
 * :class:`TalkingFaceFrames`: Speech2Vid's training examples (3.2, "Training protocol", Fig. 7):
   the audio window of frame ``t``, the frame ``t`` itself as the target (the middle frame of
-  the 0.35 s window), and ``n_stills`` identity stills drawn from *distant* times of the same
-  track (at least ``min_gap`` frames away). Item ``i`` is a pure function of ``(seed, i)``.
+  the 0.35 s window), and ``n_stills`` identity stills drawn from *future* times of the same
+  track, at least ``min_gap`` frames after ``t`` (Fig. 7: "randomly sampled from future frames
+  far from actual audio/output"; near the track's end, from at least ``min_gap`` before it).
+  Item ``i`` is a pure function of ``(seed, i)``.
   :func:`talking_face_loss` is eq. (1) on its uint8 batches.
 * Pre-training the identity encoder. The paper starts it from a VGG-M trained to recognise the
   2.6 K people of VGG Face and keeps only the conv layers (3.2). VGG Face cannot be had here,
@@ -26,6 +28,8 @@ Chung, Jamaludin & Zisserman 2017, sections 2, 3.2-3.3 and 4.2).
   people apart by their faces, not by the background and clothes each generated person keeps.
 * :func:`score_video`: a generated video against the true one (L1, PSNR, SSIM on the whole
   face and the mouth, sharpness, lip sync and sync offset; :mod:`voicebook.face_metrics`).
+* :func:`held_out_motion`: how much landmarks *not* used by the registration, but rigid with
+  the head (:data:`HELD_OUT_POINTS`), still move after it (generated clips: their 68 landmarks).
 
 Frames are ``(T, S, S, 3)`` uint8 RGB (S = 112); points ``(n, 2)`` pixels ``(x, y)``: left eye,
 right eye, nose (:data:`voicebook.faces_prep.EYES_NOSE`).
@@ -46,13 +50,16 @@ from torch.utils.data import Dataset
 from . import face_metrics as fm
 from . import faces_prep as fp
 from .checks import AudioError, CorpusError
-from .models.speech2vid import SIZE, IdentityEncoder, Speech2Vid, blur, mfcc_windows, speech2vid_loss
+from .data.face_geometry import BROWS
+from .models.speech2vid import (SIZE, IdentityEncoder, Speech2Vid, blur, max_video_frames, mfcc_windows,
+                                speech2vid_loss)
 from .redub import lower_face_mask
 
 __all__ = ["TalkingClip", "TalkingSet", "generated_canonical_points", "register_frames", "track_points",
            "from_generated", "from_video", "load_talking_clips", "TalkingFaceFrames", "talking_face_loss",
            "IdentityFrames", "IdentityClassifier", "identity_loss", "transfer_identity_conv", "BlurredFaces",
-           "face_only", "identity_retrieval", "spread_stills", "score_video", "SCORES"]
+           "face_only", "identity_retrieval", "spread_stills", "score_video", "SCORES", "HELD_OUT_POINTS",
+           "held_out_motion"]
 
 
 # ----------------------------------------------------------------------------- registered tracks (section 2)
@@ -64,7 +71,8 @@ class TalkingClip:
     ``points`` ``(T, 3, 2)`` eyes and nose in the *source* frames, ``matrices`` ``(T, 2, 3)``
     source -> canonical, ``opening`` ``(T,)`` the true mouth opening (generated clips: the
     inner-lip gap of the landmarks; real videos: :func:`~voicebook.face_metrics.mouth_edges`
-    of the registered frames), ``source`` the clip or video item it came from."""
+    of the registered frames), ``source`` the clip or video item it came from, ``landmarks``
+    ``(T, 68, 2)`` all 68 points in the source frames (generated clips only, else None)."""
 
     id: str
     identity: str
@@ -78,10 +86,17 @@ class TalkingClip:
     opening: np.ndarray
     fps: float = 25.0
     source: Any = None
+    landmarks: np.ndarray | None = None
 
     @property
     def n_frames(self) -> int:
         return len(self.frames)
+
+    @property
+    def voice(self) -> str:
+        """Whose voice the audio is: a generated clip's speech-corpus speaker (its person keeps
+        one voice), a real video's speaker (VoxCeleb2; LRW names none: the clip's own id)."""
+        return getattr(self.source, "speaker", None) or self.identity
 
     def source_frames(self) -> np.ndarray:
         """The unregistered frames ``(T, H, W, 3)`` uint8 of the clip or video this track came from
@@ -116,6 +131,35 @@ def register_frames(frames, points, canonical_points, size: int = SIZE) -> tuple
         reg, mats[t] = fp.register(img, p, canonical_points, size)
         out[t] = reg if reg.dtype == np.uint8 else (np.clip(reg, 0, 1) * 255 + 0.5).astype(np.uint8)
     return out, mats
+
+
+#: 68-point landmarks that move rigidly with the head but that registration does not fit (it
+#: uses the eye centres and the nose tip): the face contour level with the eyes (0 and 16, above
+#: where the generator's jaw drop bends the contour) and the brows (17-26, never animated by
+#: :mod:`voicebook.data.face_animation`: only the mouth, lids, gaze, pose and light move).
+HELD_OUT_POINTS = (0, 16) + BROWS
+
+
+def _spread(points: np.ndarray) -> float:
+    """How much points ``(T, n, 2)`` move over a clip: the std over frames of each x and y,
+    averaged (pixels)."""
+    return float(np.asarray(points, np.float64).std(0).mean())
+
+
+def held_out_motion(landmarks, matrices, idx: Sequence[int] = HELD_OUT_POINTS) -> dict[str, float]:
+    """A check of the registration (section 2, Fig. 3) on points it was *not* fitted to: the
+    spread over the clip (pixels, :func:`_spread`) of the rigid landmarks ``idx``
+    (:data:`HELD_OUT_POINTS`) of ``landmarks`` ``(T, 68, 2)`` (source frames) before and after
+    each frame's registration ``matrices`` ``(T, 2, 3)`` -> ``{"before", "after"}``. Unlike the
+    eyes and nose, which a least-squares fit to those same points nearly zeroes by construction,
+    these stay still only if the whole head is registered."""
+    lm = np.asarray(landmarks, np.float64)[:, list(idx)]
+    mats = np.asarray(matrices, np.float64)
+    if lm.ndim != 3 or mats.shape != (len(lm), 2, 3):
+        raise ValueError(f"held_out_motion: expected (T, 68, 2) landmarks and (T, 2, 3) matrices, got "
+                         f"{np.shape(landmarks)} and {mats.shape}")
+    registered = np.stack([fp.apply_similarity(m, p) for m, p in zip(mats, lm)])
+    return {"before": _spread(lm), "after": _spread(registered)}
 
 
 def track_points(frames, name: str = "video", smooth: int = 5, every: int = 1) -> tuple[np.ndarray, np.ndarray]:
@@ -157,7 +201,7 @@ def from_generated(clip, canonical_points=None) -> TalkingClip:
     frames, mats = register_frames(data.frames, points, canon)
     windows = mfcc_windows(data.audio, data.sr, n_frames=len(frames), fps=data.fps)
     return TalkingClip(clip.id, clip.identity, clip.split, frames, windows, data.audio, data.sr, points, mats,
-                       np.asarray(data.mouth_open, np.float32), data.fps, clip)
+                       np.asarray(data.mouth_open, np.float32), data.fps, clip, np.asarray(data.landmarks))
 
 
 def from_video(item, canonical_points=fp.CANONICAL_112, fps: float = 25.0, sr: int = 16000,
@@ -165,10 +209,13 @@ def from_video(item, canonical_points=fp.CANONICAL_112, fps: float = 25.0, sr: i
     """A real video (:class:`~voicebook.data.videos.VideoItem`): decoded at ``fps`` and ``sr``,
     eyes + nose tracked (:func:`track_points`), registered to ``canonical_points``. Its identity
     is the VoxCeleb2 speaker, or for LRW (no speaker labels) the clip itself; ``split`` "train"
-    or "test" (default: "test" for the corpus' test split, else "train")."""
+    or "test" (default: "test" for the corpus' test split, else "train"). Video frames past the
+    audio's end (by more than one frame, :func:`~voicebook.models.speech2vid.max_video_frames`)
+    are dropped: no audio window drives them."""
     video = item.load(fps, sr)
-    points, _ = track_points(video.frames, str(item.path))
-    frames, mats = register_frames(video.frames, points, canonical_points)
+    raw = np.asarray(video.frames)[:max_video_frames(len(video.audio), video.sr, video.fps)]
+    points, _ = track_points(raw, str(item.path))
+    frames, mats = register_frames(raw, points, canonical_points)
     windows = mfcc_windows(video.audio, video.sr, n_frames=len(frames), fps=video.fps)
     opening = fm.mouth_edges(frames, fm.mouth_points_from_eyes_nose(canonical_points)).astype(np.float32)
     split = split or ("test" if item.split == "test" else "train")
@@ -295,10 +342,13 @@ class TalkingFaceFrames(_Frames):
     Item ``i`` is frame ``t`` of clip ``k`` (every frame once per ``len(clips frames)`` items,
     ``repeats`` times over): ``(window (1, 12, 35) float32, stills (3 n_stills, 112, 112) uint8,
     target (3, 112, 112) uint8)``, the target being the middle frame of the audio window and
-    the stills ``n_stills`` distinct frames of the *same* clip drawn from times at least
-    ``min_gap`` frames from ``t`` (both sides; in a clip too short for that, its frames farthest
-    from ``t``). Which stills: a pure function of ``(seed, i)``. Batch with the default collate;
-    train with :func:`talking_face_loss`.
+    the stills ``n_stills`` distinct frames of the *same* clip "randomly sampled from future
+    frames far from actual audio/output" (Fig. 7): at least ``min_gap`` frames *after* ``t``
+    (:meth:`still_candidates`). Where fewer than ``n_stills`` such frames exist (``t`` near the
+    clip's end) every frame at least ``min_gap`` away on either side is a candidate (for one
+    still: those at least ``min_gap`` *before* ``t``); in a clip too short for that, its frames
+    farthest from ``t``. Which stills: a pure function of ``(seed, i)``. Batch with the default
+    collate; train with :func:`talking_face_loss`.
     """
 
     def __init__(self, clips: Sequence[TalkingClip], n_stills: int = 1, min_gap: int = 12, seed: int = 0,
@@ -308,14 +358,24 @@ class TalkingFaceFrames(_Frames):
             raise ValueError(f"TalkingFaceFrames: n_stills must be >= 1, got {n_stills}")
         self.n_stills, self.min_gap, self.seed = int(n_stills), int(min_gap), int(seed)
 
+    def still_candidates(self, k: int, t: int) -> np.ndarray:
+        """The frames ``(m,)`` of clip ``k`` its stills for target frame ``t`` are drawn from
+        (Fig. 7): those at least ``min_gap`` after ``t``; if fewer than ``n_stills``, those at
+        least ``min_gap`` from ``t`` on either side (near the end: before it); if still fewer,
+        the ``n_stills`` frames farthest from ``t`` (a short clip)."""
+        times = np.arange(self.clips[k].n_frames)
+        far = np.flatnonzero(times >= t + self.min_gap)                 # the future (Fig. 7)
+        if len(far) < self.n_stills:                                    # near the clip's end
+            far = np.flatnonzero(np.abs(times - t) >= self.min_gap)
+        if len(far) < self.n_stills:                                    # short clip: the farthest frames
+            far = np.argsort(-np.abs(times - t), kind="stable")[:self.n_stills]
+        return far
+
     def still_times(self, i: int) -> tuple[int, int, np.ndarray]:
-        """Item ``i`` -> ``(clip index, target frame t, still frames (n_stills,))``."""
+        """Item ``i`` -> ``(clip index, target frame t, still frames (n_stills,))``, drawn without
+        replacement from :meth:`still_candidates` by the generator of ``(seed, i)``."""
         k, t = self.locate(i)
-        n = self.clips[k].n_frames
-        dist = np.abs(np.arange(n) - t)
-        far = np.flatnonzero(dist >= self.min_gap)
-        if len(far) < self.n_stills:                          # short clip: the farthest frames instead
-            far = np.argsort(-dist, kind="stable")[:max(self.n_stills, len(far))]
+        far = self.still_candidates(k, t)
         rng = _rng(self.seed, i)
         return k, t, rng.choice(far, self.n_stills, replace=len(far) < self.n_stills)
 

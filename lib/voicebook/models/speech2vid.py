@@ -52,7 +52,7 @@ from ..checks import AudioError, check_wave
 
 __all__ = ["N_MFCC", "WINDOW", "WINDOW_S", "MFCC_RATE", "SIZE", "mfcc_windows", "Identity", "AudioEncoder",
            "IdentityEncoder", "Decoder", "Speech2Vid", "l1_loss", "speech2vid_loss", "Deblur", "deblur_loss",
-           "blur", "stills_tensor", "generate_video", "frames_per_second"]
+           "blur", "stills_tensor", "generate_video", "frames_per_second", "max_video_frames"]
 
 N_MFCC = 12          # 13 computed, the first dropped (3.1)
 WINDOW = 35          # MFCC steps per window (3.1)
@@ -76,6 +76,23 @@ def _check_audio(wav, sr: int, name: str) -> np.ndarray:
     return x.astype(np.float32)
 
 
+def max_video_frames(n_samples: int, sr: int, fps: float = 25.0) -> int:
+    """The most video frames ``n_samples`` of audio at ``sr`` Hz can drive at ``fps`` (3.1): frame
+    ``t`` is centred on ``t / fps`` seconds, and the last may lie at most one video frame past the
+    audio's end, ``floor(duration * fps) + 1`` (a clip's ``ceil(duration * fps)`` frames fit)."""
+    return int(np.floor(n_samples / sr * fps + 1 + 1e-6))
+
+
+def _check_frames_covered(n_frames: int, n_samples: int, sr: int, fps: float) -> None:
+    """ValueError if ``n_frames`` video frames at ``fps`` need audio beyond the ``n_samples / sr``
+    seconds given by more than one video frame (their windows would repeat the last MFCC step)."""
+    most = max_video_frames(n_samples, sr, fps)
+    if n_frames > most:
+        raise ValueError(f"mfcc_windows: {n_frames} video frames at {fps:g} fps ({n_frames / fps:.3f} s) need more "
+                         f"audio than the {n_samples / sr:.3f} s given, which covers at most {most} frames (the last "
+                         f"may lie one frame past the audio's end); trim the video to the audio, or pass longer audio")
+
+
 def mfcc_windows(wav, sr: int, n_frames: int | None = None, fps: float = 25.0) -> torch.Tensor:
     """The audio encoder's inputs, one per video frame (3.1, Fig. 5) -> ``(n_frames, 1, 12, 35)``.
 
@@ -84,17 +101,19 @@ def mfcc_windows(wav, sr: int, n_frames: int | None = None, fps: float = 25.0) -
     (:func:`voicebook.audio.mfcc`; step ``k`` is centred at ``k * hop / sr``),
     the first dropped; the window of frame ``t`` is the 35 steps centred on the step nearest
     ``t / fps`` seconds (column 17 is that step). Steps before the start and after the end are
-    the edge steps repeated. ``n_frames`` defaults to ``floor(duration * fps)``. Raises
+    the edge steps repeated. ``n_frames`` defaults to ``floor(duration * fps)``; more than
+    :func:`max_video_frames` (the audio's end plus one video frame) raises ValueError. Raises
     :class:`AudioError` for audio that is not mono, NaN, silent or shorter than 0.35 s.
     """
     x = _check_audio(wav, sr, "Speech2Vid audio")
     n_frames = int(len(x) / sr * fps) if n_frames is None else int(n_frames)
+    _check_frames_covered(n_frames, len(x), sr, fps)
     x, sr = audio.resample(torch.from_numpy(x), sr, MFCC_SR), MFCC_SR               # as is at 16 kHz
     hop = int(round(sr / MFCC_RATE))
     feats = audio.mfcc(x, sr, n_mfcc=N_MFCC + 1, hop=hop)[1:]                        # (12, steps)
     if n_frames < 1:
         raise ValueError(f"mfcc_windows: n_frames must be >= 1, got {n_frames}")
-    half = WINDOW // 2
+    half = WINDOW // 2                                # (the clip only guards rounding at the last step)
     centre = np.clip(np.round(np.arange(n_frames) / fps * sr / hop).astype(np.int64), 0, feats.shape[1] - 1)
     padded = F.pad(feats[None], (half, half), mode="replicate")[0]                   # (12, steps + 34)
     idx = torch.from_numpy(centre)[:, None] + torch.arange(WINDOW)[None, :]           # (n_frames, 35)
@@ -193,17 +212,38 @@ class Decoder(nn.Module):
         return torch.sigmoid(self.up(x))
 
 
+def _check_still_range(x) -> None:
+    """Stills (array or tensor) must be uint8 0-255, or float, finite and in [0, 1] (1e-3
+    slack): a frame cast with ``astype(float)`` is still 0-255 and would saturate the encoder.
+    ValueError saying what was found otherwise (as :func:`voicebook.face_metrics._check_range`)."""
+    tensor = isinstance(x, torch.Tensor)
+    if x.dtype == (torch.uint8 if tensor else np.uint8) or (x.numel() if tensor else x.size) == 0:
+        return
+    if not (x.is_floating_point() if tensor else np.issubdtype(x.dtype, np.floating)):
+        raise ValueError(f"stills: images must be uint8 (0-255) or float in [0, 1], got dtype {x.dtype}")
+    if not bool(torch.isfinite(x).all() if tensor else np.isfinite(x).all()):
+        raise ValueError(f"stills: the {x.dtype} images hold NaN or infinite values; expected uint8 (0-255) "
+                         "or finite floats in [0, 1]")
+    lo, hi = float(x.min()), float(x.max())
+    if lo < -1e-3 or hi > 1 + 1e-3:
+        raise ValueError(f"stills: float images must be in [0, 1], got values in [{lo:.3g}, {hi:.3g}] "
+                         "(divide by 255, or pass uint8 0-255)")
+
+
 def stills_tensor(stills, n_stills: int | None = None) -> torch.Tensor:
     """Still images to the identity encoder's input. ``(112, 112, 3)`` or ``(n, 112, 112, 3)``
-    arrays (uint8, or float in [0, 1]) -> ``(1, 3 n, 112, 112)`` float; tensors already shaped
-    ``(b, 3 n, 112, 112)`` or ``(b, n, 3, 112, 112)`` are flattened to ``(b, 3 n, 112, 112)``."""
+    arrays (uint8 0-255, or float in [0, 1]) -> ``(1, 3 n, 112, 112)`` float; tensors already shaped
+    ``(b, 3 n, 112, 112)`` or ``(b, n, 3, 112, 112)`` are flattened to ``(b, 3 n, 112, 112)``.
+    Float stills outside [0, 1] or with NaN / inf raise ValueError."""
     if isinstance(stills, torch.Tensor) and stills.ndim in (4, 5) and tuple(stills.shape[-2:]) == (SIZE, SIZE):
+        _check_still_range(stills)
         x = stills.float() / 255.0 if stills.dtype == torch.uint8 else stills        # already channels-first
         return x.flatten(1, 2) if x.ndim == 5 else x
     x = np.asarray(stills.cpu() if isinstance(stills, torch.Tensor) else stills)
     x = x[None] if x.ndim == 3 else x
     if x.ndim != 4 or x.shape[1:] != (SIZE, SIZE, 3):
         raise ValueError(f"stills: expected (112, 112, 3) or (n, 112, 112, 3) images, got shape {x.shape}")
+    _check_still_range(x)
     x = x.astype(np.float32) / 255.0 if x.dtype == np.uint8 else x.astype(np.float32)
     return torch.from_numpy(x).permute(0, 3, 1, 2).reshape(1, -1, SIZE, SIZE)
 
@@ -329,7 +369,8 @@ def generate_video(model: Speech2Vid, wav, sr: int, stills, n_frames: int | None
     Slides the 0.35 s window over the audio one video frame at a time (3.2, "Discussion"),
     ``batch`` frames per forward pass; the identity encoder runs once (3.2). ``deblur``, if
     given, sharpens every frame (3.3). On CUDA, ``amp`` runs in bfloat16. Both models are put
-    in eval mode.
+    in eval mode. ``n_frames`` (default ``floor(duration * fps)``) may exceed the audio by at most
+    one video frame (:func:`max_video_frames`; ValueError beyond: trim the video to the audio).
     """
     device = torch.device(device) if device is not None else next(model.parameters()).device
     windows = mfcc_windows(wav, sr, n_frames, fps)
