@@ -26,8 +26,9 @@ def test_separation_chapter_metrics(chapter04):
         assert loss["last"] < 0.9 * loss["first"], name
     assert len(m["table1"]) == 5 and len(m["table2"]) == 3
     for row in [*m["table1"].values(), *m["table2"].values()]:
-        assert -15 < row["SDR(V)"] < 25 and -15 < row["SDR(A)"] < 25, row     # measured -5.0 .. 4.4 dB
-    assert m["teacher"] in m["table1"] and "karaoke" not in m["teacher"]
+        assert -10 < row["SDR(V)"] < 10 and -10 < row["SDR(A)"] < 10, row     # measured -4.1 .. 3.5 dB
+    # the teacher: the best row of the smallest student's size (S at smoke), so students are not smaller
+    assert m["teacher"] in m["table1"] and "karaoke" not in m["teacher"] and m["teacher"].split()[1] == "S"
     assert set(m["claims_table1"]) == {"longer input helps", "random mixing helps", "karaoke as labels hurts",
                                        "largest model beats smallest"}
     assert set(m["claims_table2"]) >= {"student beats teacher", "filtering helps", "top 25% is best"}

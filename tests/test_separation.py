@@ -128,3 +128,49 @@ def test_a_test_song_without_vocals_is_left_out_of_the_median(tiny_songs):
     assert np.isnan(song_sdr(silent, SEP.separate_long(net, silent.sum(0)), 16000)).all()
     assert SEP.evaluate(net, test + [silent]) == SEP.evaluate(net, test)
     assert all(math.isnan(v) for v in SEP.evaluate(net, [silent]).values())
+
+
+def test_rates_other_than_16k_are_refused_with_the_function_and_both_rates():
+    """The separator and detectors work at 16 kHz (section 3.2): each entry point that takes an
+    ``sr`` refuses another one up front, naming itself, the rate given and the one expected
+    (they used to run on silently at the wrong rate)."""
+    net = _tiny_net()
+    good = (0.1 * np.random.default_rng(0).standard_normal((2, 4000))).astype(np.float32)
+    calls = {"separate_long": lambda: SEP.separate_long(net, good.sum(0), sr=8000),
+             "evaluate": lambda: SEP.evaluate(net, [good], sr=8000),
+             "pseudo_label": lambda: SEP.pseudo_label(net, [good], sr=8000),
+             "train_separator": lambda: SEP.train_separator(net, [good], sr=8000, steps=1, progress=False),
+             "voice_activity_detectors": lambda: SEP.voice_activity_detectors([good], steps=1, sr=8000)}
+    for name, call in calls.items():
+        with pytest.raises(ValueError, match=rf"^{name}: sr=8000 Hz, but the models here work at 16000 Hz"):
+            call()
+    assert SEP.SR == 16000
+
+
+def test_lr_halving_follows_section_3_3_and_reaches_fit(monkeypatch):
+    """Halved every ``every`` steps until no greater than 1e-6 (1e-4 -> 7.8e-7 after 7
+    halvings), then held; ``train_separator(lr_halve_every=...)`` hands fit an Adam on the
+    model and that schedule, and none without it."""
+    w = torch.nn.Parameter(torch.zeros(1))
+    opt = torch.optim.Adam([w], lr=1e-4)
+    sched = SEP.lr_halving(opt, every=3)
+    lrs = []
+    for _ in range(40):
+        lrs.append(opt.param_groups[0]["lr"])
+        opt.step()
+        sched.step()
+    assert lrs[:7] == pytest.approx([1e-4] * 3 + [5e-5] * 3 + [2.5e-5])
+    assert lrs[21] == pytest.approx(1e-4 / 128) and min(lrs) == lrs[-1] == lrs[21]  # <= 1e-6, then held
+    assert lrs[18] == pytest.approx(1e-4 / 64) and lrs[18] > 1e-6
+
+    seen = {}
+    monkeypatch.setattr(SEP, "fit", lambda model, data, loss, **kw: seen.update(kw, model=model))
+    net = _tiny_net()
+    stems = [np.zeros((2, 16000), np.float32)]
+    SEP.train_separator(net, stems, steps=5, lr=1e-3, lr_halve_every=100_000)
+    assert isinstance(seen["scheduler"], torch.optim.lr_scheduler.LambdaLR)
+    assert seen["optimizer"].param_groups[0]["lr"] == 1e-3
+    assert {id(p) for p in seen["optimizer"].param_groups[0]["params"]} == {id(p) for p in net.parameters()}
+    seen.clear()
+    SEP.train_separator(net, stems, steps=5)
+    assert "scheduler" not in seen and "optimizer" not in seen

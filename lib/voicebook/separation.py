@@ -9,7 +9,8 @@
 5. :func:`evaluate`: SDR of section 4.1 on the test songs (median over 1-s windows, then over
    songs) for vocals and accompaniment.
 
-Stems are ``(2, samples)`` arrays (vocals, accompaniment) at 16 kHz. With ``cache_dir``,
+Stems are ``(2, samples)`` arrays (vocals, accompaniment) at 16 kHz (:data:`SR`, section 3.2);
+the functions that train or run a model refuse another ``sr``. With ``cache_dir``,
 :func:`pseudo_label` and :func:`evaluate` keep their results on disk (written atomically) under
 a digest of the model's weights and the songs, so a resumed run does not separate again what
 a finished checkpoint already separated; other weights or songs get a new entry.
@@ -30,16 +31,17 @@ import torch
 from . import files, losses
 from .checks import AudioError, check_wave
 from .data.augment import Augment, SeparationCrops
+from .data.songs import SR
 from .metrics import song_sdr
 from .models import vad
 from .models.poconet import N_FFT, PoCoNet, separate
 from .train import fit
 
-__all__ = ["segments", "train_separator", "separate_long", "pseudo_label", "voice_activity_detectors",
-           "poor_fractions", "filter_pseudo_labels", "evaluate"]
+__all__ = ["SR", "segments", "lr_halving", "train_separator", "separate_long", "pseudo_label",
+           "voice_activity_detectors", "poor_fractions", "filter_pseudo_labels", "evaluate"]
 
 
-def segments(stems, sr: int = 16000, seconds: float = 30.0) -> list[np.ndarray]:
+def segments(stems, sr: int = SR, seconds: float = 30.0) -> list[np.ndarray]:
     """Section 3.2: a song's ``(2, samples)`` stems cut into non-overlapping ``seconds``-long
     pieces, the last one zero-padded -> list of ``(2, seconds * sr)`` float32 arrays."""
     st = np.asarray(stems, dtype=np.float32)
@@ -51,26 +53,61 @@ def segments(stems, sr: int = 16000, seconds: float = 30.0) -> list[np.ndarray]:
     return [np.ascontiguousarray(st[:, i:i + n]) for i in range(0, st.shape[1], n)]
 
 
+def _check_rate(where: str, sr) -> None:
+    """Raise an AudioError (a ValueError) unless ``sr`` is :data:`SR`, the 16 kHz every model
+    here is built for (section 3.2: tracks downsampled to 16 kHz); ``where``: the caller."""
+    if sr != SR:
+        raise AudioError(f"{where}: sr={sr} Hz, but the models here work at {SR} Hz (section 3.2); "
+                         "resample the audio first (voicebook.audio.resample)")
+
+
+def lr_halving(optimizer: torch.optim.Optimizer, every: int, floor: float = 1e-6):
+    """Section 3.3's schedule: the learning rate halved every ``every`` steps until it is no
+    greater than ``floor`` (the paper: every 100k iterations, down to 1e-6), then held.
+    -> a LambdaLR for :func:`voicebook.train.fit`'s ``scheduler`` (stepped once per step)."""
+    if every < 1:
+        raise ValueError(f"lr_halving: every={every} steps, expected a positive number")
+    lr0 = max(g["lr"] for g in optimizer.param_groups)
+    halvings = 0
+    while lr0 * 0.5 ** halvings > floor * (1 + 1e-9):          # the last halving reaches <= floor
+        halvings += 1
+
+    def factor(step: int) -> float:
+        return 0.5 ** min(step // every, halvings)
+
+    return torch.optim.lr_scheduler.LambdaLR(optimizer, factor)
+
+
 def _separation_loss(model, batch):
     mix, sources = batch
     return losses.separation_loss(separate(model, mix), sources)
 
 
-def train_separator(model: PoCoNet, stems: Sequence, *, sr: int = 16000, seconds: float = 4.0,
+def train_separator(model: PoCoNet, stems: Sequence, *, sr: int = SR, seconds: float = 4.0,
                     aug: Augment | None = Augment(), steps: int, batch_size: int = 4, lr: float = 1e-4,
-                    seed: int = 0, **fit_kw):
-    """Minimise eqs. (2)-(3) on augmented ``seconds``-long windows of ``stems`` (Adam, the
-    paper's lr 1e-4 by default) with the book's training loop. -> History."""
+                    lr_halve_every: int | None = None, seed: int = 0, **fit_kw):
+    """Minimise eqs. (2)-(3) on augmented ``seconds``-long windows of ``stems`` (``(2, samples)``
+    at ``sr`` = 16 kHz) with the book's training loop: Adam at ``lr`` (the paper's 1e-4 by
+    default), halved every ``lr_halve_every`` steps down to 1e-6 if given (section 3.3; None:
+    constant). -> History."""
+    _check_rate("train_separator", sr)
     data = SeparationCrops(stems, sr, seconds, aug, seed=seed)
+    if lr_halve_every:
+        if "optimizer" in fit_kw or "scheduler" in fit_kw:
+            raise ValueError("train_separator: lr_halve_every builds its own optimizer and scheduler; "
+                             "pass either it or optimizer/scheduler")
+        opt = torch.optim.Adam(model.parameters(), lr=lr)
+        fit_kw.update(optimizer=opt, scheduler=lr_halving(opt, lr_halve_every))
     return fit(model, data, _separation_loss, steps=steps, batch_size=batch_size, lr=lr, seed=seed, **fit_kw)
 
 
 @torch.no_grad()
-def separate_long(model: PoCoNet, wav, *, chunk_s: float = 30.0, sr: int = 16000) -> np.ndarray:
-    """Separate a whole recording ``(samples,)`` in ``chunk_s`` pieces (the paper's 30-s
-    segments) -> ``(2, samples)`` numpy. A last piece shorter than the STFT can frame (under
-    ``N_FFT // 2 + 1`` samples) joins the one before it; a whole recording that short is refused
+def separate_long(model: PoCoNet, wav, *, chunk_s: float = 30.0, sr: int = SR) -> np.ndarray:
+    """Separate a whole recording ``(samples,)`` at ``sr`` = 16 kHz in ``chunk_s`` pieces (the
+    paper's 30-s segments) -> ``(2, samples)`` numpy. A last piece shorter than the STFT can
+    frame (under ``N_FFT // 2 + 1`` samples) joins the one before it; a whole recording that short is refused
     by :func:`voicebook.audio.stft` with its length."""
+    _check_rate("separate_long", sr)
     if np.ndim(wav) != 1:
         raise AudioError(f"separate_long: expected one mono recording (samples,), got shape {tuple(np.shape(wav))}: "
                          "mix stems down with stems.sum(0), channels with wav.mean(axis=1)")
@@ -119,7 +156,9 @@ def _digest(model: torch.nn.Module, songs: Sequence, **kw) -> str:
 def pseudo_label(teacher: PoCoNet, karaoke_stems: Sequence, *, cache_dir=None, **kw) -> list[np.ndarray]:
     """Section 2.1: for each karaoke song ``(vocal track, backing track)``, the teacher's vocals
     of the vocal track and its accompaniment of the backing track -> new ``(2, samples)`` stems.
-    ``cache_dir``: keep them there (one ``.npz`` per teacher and song set), reuse on a rerun."""
+    ``cache_dir``: keep them there (one ``.npz`` per teacher and song set), reuse on a rerun.
+    ``kw``: :func:`separate_long`'s (``chunk_s``, ``sr``)."""
+    _check_rate("pseudo_label", kw.get("sr", SR))
     path = None if cache_dir is None else Path(cache_dir) / f"pseudo-{_digest(teacher, karaoke_stems, **kw)}.npz"
     if path is not None and path.exists():
         try:
@@ -140,12 +179,13 @@ def pseudo_label(teacher: PoCoNet, karaoke_stems: Sequence, *, cache_dir=None, *
 
 
 def voice_activity_detectors(stems: Sequence, *, steps: int, seconds: float = 4.0, batch_size: int = 4,
-                             sr: int = 16000, seed: int = 0, channels: int = 16, hidden: int = 64,
+                             sr: int = SR, seed: int = 0, channels: int = 16, hidden: int = 64,
                              n_fft: int = 1024, ckpt_dir=None, **fit_kw):
     """Section 2.1.1: two CRNNs trained with binary cross-entropy on the labelled stems to
     predict the vocals' and the accompaniment's share of the energy per frame, on mixtures
     and on lone sources (what self-labelled tracks look like). ``n_fft`` sets their STFT
-    (hop 256 always, the separator's frames). -> ``(voice VAD, acc VAD)``."""
+    (hop 256 always, the separator's frames); ``sr`` must be 16 kHz. -> ``(voice VAD, acc VAD)``."""
+    _check_rate("voice_activity_detectors", sr)
     data = SeparationCrops(stems, sr, seconds, None, seed=seed)
     models = []
     for k in (0, 1):
@@ -188,12 +228,13 @@ def filter_pseudo_labels(vads, pseudo: Sequence, *, top: float, threshold: float
     return vad.keep_best(fractions, top).tolist(), fractions
 
 
-def evaluate(model: PoCoNet, test_stems: Sequence, *, sr: int = 16000, cache_dir=None) -> dict[str, float]:
-    """Section 4.1: each whole test song's mixture separated (in 30-s chunks), SDR per 1-s
-    window, median per song, median over songs -> ``{"vocals": dB, "accompaniment": dB}``.
+def evaluate(model: PoCoNet, test_stems: Sequence, *, sr: int = SR, cache_dir=None) -> dict[str, float]:
+    """Section 4.1: each whole test song's mixture (``sr`` = 16 kHz) separated (in 30-s
+    chunks), SDR per 1-s window, median per song, median over songs -> ``{"vocals": dB, "accompaniment": dB}``.
     A song with a source silent throughout (no vocals at all) has no SDR and is left out, as
     museval leaves it out; NaN if no song counts. ``cache_dir``: keep the scores there (one
     ``.json`` per model and test set), reuse on a rerun."""
+    _check_rate("evaluate", sr)
     path = None if cache_dir is None else Path(cache_dir) / f"sdr-{_digest(model, test_stems, sr=sr)}.json"
     if path is not None and path.exists():
         try:
