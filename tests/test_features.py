@@ -86,6 +86,19 @@ def test_a_setting_or_the_items_change_the_key(items, tmp_path):
     assert torch.equal(subset["u0"], default["u0"])
 
 
+def test_a_recording_replaced_by_another_of_the_same_length_is_not_served_stale(items, tmp_path):
+    import os
+
+    first = features.log_mels(items, cache_dir=tmp_path / "cache", progress=False)
+    u = items[0]
+    other = 0.3 * np.sin(2 * np.pi * 440 * np.arange(len(u.load())) / u.sr)        # same length, new content
+    audio.save(u.path, other.astype(np.float32), u.sr)
+    os.utime(u.path, ns=(os.stat(u.path).st_atime_ns, os.stat(u.path).st_mtime_ns + 10**9))   # a later stamp
+    again = features.log_mels(items, cache_dir=tmp_path / "cache", progress=False)
+    assert not torch.equal(again[u.id], first[u.id])
+    assert torch.equal(again[items[1].id], first[items[1].id])
+
+
 @pytest.mark.parametrize("wave, message", [(np.zeros(8000), r"the recording: the clip is silent"),
                                            (0.3 * np.ones(200), r"mel_spectrogram\(wav\): 200 samples is shorter")],
                          ids=["silent", "too-short"])

@@ -26,10 +26,21 @@ AUTOVC_MEL = dict(sr=16000, n_fft=1024, hop=256, n_mels=80, fmin=90.0, fmax=7600
 
 
 def _key(items, settings: dict) -> str:
+    """A cache key of ``settings`` and each item's id, path, duration and file stamp (size and
+    modification time: a recording replaced by another of the same length is not served stale)."""
     h = hashlib.sha256(json.dumps(settings, sort_keys=True).encode())
     for u in items:
-        h.update(f"{u.id}|{u.path}|{u.duration}".encode())
+        h.update(f"{u.id}|{u.path}|{u.duration}|{_stamp(u.path)}".encode())
     return h.hexdigest()[:16]
+
+
+def _stamp(path) -> str:
+    """``"size|mtime_ns"`` of the file at ``path``, or ``""`` where there is none."""
+    try:
+        st = Path(path).stat()
+    except (OSError, TypeError):
+        return ""
+    return f"{st.st_size}|{st.st_mtime_ns}"
 
 
 def _compute(items, settings: dict, device, progress: bool) -> dict[str, torch.Tensor]:
