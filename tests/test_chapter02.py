@@ -45,7 +45,7 @@ def test_softgan_chapter_metrics(chapter02):
     # the plot's hard-label units: the same numbers as the losses for hard labels, not for soft ones
     hard = m["final_losses"]["-SoftGAN+Energy"]
     assert hard["D_hard"] == pytest.approx(hard["D"]) and hard["adv_hard"] == pytest.approx(hard["adv"])
-    assert losses["adv"] == pytest.approx(0.81 * losses["adv_hard"], rel=1e-4)   # eq. 7: rho_dis^2 (1 - d)^2, 0.81 x the hard loss
+    assert losses["adv"] == pytest.approx(0.81 * losses["adv_hard"], rel=1e-3)   # eq. 7: rho_dis^2 (1 - d)^2, 0.81 x the hard loss
     assert losses["D_hard"] > losses["D"]                     # measured 0.83 vs 0.18: soft targets + anchors
     assert all(-1 < g < 1 for g in m["d_gap"].values())       # D(real) - D(fake), late: soft -0.08, hard 0.19
     assert set(m["verdicts"]) == {"softgan_beats_hard_labels", "energy_helps", "small_softgan_beats_bottleneck",

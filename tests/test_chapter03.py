@@ -63,7 +63,7 @@ def test_multilingual_tts_chapter_metrics(chapter03):
     v = m["verdicts"]   # computed: Fig. 2 (2 claims), Fig. 3 and Table 3 per new language, Table 2
     assert len(v) == 7 and all(isinstance(c["agrees"], bool) and c["our numbers"] for c in v.values())
     rand, base = (sum(fig2[k].values()) / 6 for k in ("MLMS rand", "baseline"))
-    assert v["Fig. 2: MLMS slightly worse than the baselines"]["agrees"] == (base < rand <= 1.1 * base)
+    assert v["Fig. 2: MLMS slightly worse than the baselines"]["agrees"] == (1.01 * base < rand <= 1.1 * base)
     w = m["windows_per_voice"]                                 # smoke: 60 x 8 vs 100 x 8 / 8 voices
     assert w["baseline"] == 480 and w["MLMS"] == 100
     fig3_pl = fig3[f"pl n={m['amounts'][-1]}"]

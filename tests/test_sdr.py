@@ -88,8 +88,9 @@ def test_agrees_with_museval(tmp_path, monkeypatch, channels):
 def test_the_chapters_median_over_songs_is_museval_s(tmp_path, monkeypatch):
     """The whole of section 4.1's aggregation: :func:`voicebook.separation.evaluate` (median over
     1-s windows per song, then over songs) against museval's own stores (``TrackStore`` per
-    track, ``EvalStore`` medians over frames, then over tracks), on three 16-kHz songs with
-    different leaks, one with a silent second in its vocals (a NaN window both leave out)."""
+    track, ``EvalStore`` medians over frames, then over tracks), on three 4-s songs at 16 kHz
+    with different leaks; in the first the vocals rest for a whole second (a NaN window both
+    leave out, so its median is of three windows)."""
     museval_metrics = _museval(tmp_path, monkeypatch)
     import museval
     from voicebook import separation
@@ -97,7 +98,9 @@ def test_the_chapters_median_over_songs_is_museval_s(tmp_path, monkeypatch):
 
     songs, estimates = [], []
     for k in range(3):
-        ref, est = two_sources(4.0, seed=10 + k)             # 8 kHz signals, taken as 16 kHz samples
+        ref, est = two_sources(8.0, seed=10 + k)             # 8 kHz signals, taken as 16 kHz samples
+        if k == 0:
+            ref[0, SONG_SR:2 * SONG_SR] = 0.0                  # a silent second of vocals
         songs.append(ref.astype(np.float32))
         estimates.append((ref + (k + 1) * (est - ref)).astype(np.float32))   # a worse estimate each song
     separated = iter(estimates)                                # evaluate separates the songs in order
@@ -113,6 +116,8 @@ def test_the_chapters_median_over_songs_is_museval_s(tmp_path, monkeypatch):
             track.add_target(target, {"SDR": sdr[j].tolist(), "SIR": sdr[j].tolist(), "ISR": sdr[j].tolist(),
                                       "SAR": sdr[j].tolist()})
         store.add_track(track)
+    assert np.isnan(museval_metrics.bss_eval(songs[0][..., None], estimates[0][..., None], window=SONG_SR,
+                                             hop=SONG_SR)[0]).sum() == 2   # the silent second, both sources
     theirs = store.agg_frames_tracks_scores()
     for target in ("vocals", "accompaniment"):
         assert ours[target] == pytest.approx(float(theirs[(target, "SDR")]), abs=1e-5)

@@ -55,11 +55,15 @@ from .models.speech2vid import (SIZE, IdentityEncoder, Speech2Vid, blur, max_vid
                                 speech2vid_loss)
 from .redub import lower_face_mask
 
-__all__ = ["TalkingClip", "TalkingSet", "generated_canonical_points", "register_frames", "track_points",
+__all__ = ["VERSION", "TalkingClip", "TalkingSet", "generated_canonical_points", "register_frames", "track_points",
            "from_generated", "from_video", "load_talking_clips", "TalkingFaceFrames", "talking_face_loss",
            "IdentityFrames", "IdentityClassifier", "identity_loss", "transfer_identity_conv", "BlurredFaces",
            "face_only", "identity_retrieval", "spread_stills", "score_video", "SCORES", "HELD_OUT_POINTS",
            "held_out_motion"]
+
+#: Bumped whenever the training examples change (2: stills from future frames, Fig. 7); chapter 5
+#: keys its checkpoints on it, so networks trained on older examples are not loaded.
+VERSION = 2
 
 
 # ----------------------------------------------------------------------------- registered tracks (section 2)

@@ -5,7 +5,8 @@ draws item ``i`` as a pure function of ``(seed, i)``:
 
 1. a random window of ``seconds`` (the paper's T < 30 s);
 2. *random mixing*: with probability ``p_mix`` the accompaniment comes from another song
-   (never the vocals' own: with ``p_mix = 1`` every example is a cross-song mixture);
+   (never the vocals' own pool entry: with ``p_mix = 1`` every example mixes two entries; where
+   the pool holds segments of songs, two segments of one song can still meet);
 3. a *dynamic mixing ratio*: the vocals scaled by a random gain (dB);
 4. *pitch shift* by a random number of semitones (phase vocoder + resampling): one shift for
    both sources of one song, so they stay in the same key; independent shifts for the two
@@ -33,7 +34,11 @@ import torchaudio.functional as AF
 
 from ..checks import check_wave
 
-__all__ = ["Augment", "SeparationCrops", "pitch_shift"]
+__all__ = ["VERSION", "Augment", "SeparationCrops", "pitch_shift"]
+
+#: Bumped whenever the examples of a (seed, i) change (2: one shift per song, no self-mixing);
+#: chapter 4 keys its checkpoints on it, so separators trained on older examples are not loaded.
+VERSION = 2
 
 
 @dataclass(frozen=True)

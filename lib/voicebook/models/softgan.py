@@ -44,9 +44,12 @@ from ..losses import (RHO_DIS, RHO_GEN, energy_loss, l1_per_copy, lsgan_loss, so
                       soft_real_label)
 from .cyclegan_vc import Discriminator, Generator
 
+#: Bumped whenever what a training run logs or produces changes (2: the hard-label logs
+#: ``D_hard`` / ``adv_hard``); chapter 2 keys its checkpoints on it, so older runs are not loaded.
+VERSION = 2
 CLIP = 8.0   # |normalised log power| beyond which a converted band is clipped (see convert_bands)
 
-__all__ = ["CLIP", "Recipe", "SYSTEMS", "CycleGAN", "discriminator_loss", "hard_discriminator_loss", "generator_loss",
+__all__ = ["VERSION", "CLIP", "Recipe", "SYSTEMS", "CycleGAN", "discriminator_loss", "hard_discriminator_loss", "generator_loss",
            "cyclegan_step", "EnvelopeCrops", "band_stats", "train_cyclegans", "convert_bands", "convert_wave",
            "convert_analysed", "collapsed", "flatness"]
 
