@@ -1,8 +1,8 @@
 """Input validation with messages that say what was wrong, where, and what was expected.
 
-Every public function that takes audio calls :func:`check_wave` first, so a user who passes
-stereo, silence, NaN or the wrong sample rate learns it at the call, not three cells later as
-a shape error deep inside a model.
+Every public function that takes audio calls :func:`check_wave` first (images:
+:func:`check_image_range`), so a user who passes stereo, silence, NaN or the wrong sample rate
+learns it at the call, not three cells later as a shape error deep inside a model.
 """
 
 from __future__ import annotations
@@ -92,3 +92,21 @@ def check_wave(
         if peak / scale <= 10 ** (silence_db / 20):
             raise AudioError(f"{name}: the clip is silent (peak {20 * np.log10(peak / scale + 1e-30):.1f} dBFS, threshold {silence_db} dBFS)")
     return wav
+
+
+def check_image_range(x, name: str = "images"):
+    """Images (numpy or torch) as they are if uint8 (0-255) or float, finite and in [0, 1]
+    (1e-3 of rounding slack); else ValueError saying what was found. A frame cast with
+    ``astype(float)`` is still 0-255, and would be read as if its peak were 1."""
+    a = x.detach().cpu().numpy() if isinstance(x, torch.Tensor) else np.asarray(x)
+    if a.dtype == np.uint8 or a.size == 0:
+        return x
+    if not np.issubdtype(a.dtype, np.floating):
+        raise ValueError(f"{name}: images must be uint8 (0-255) or float in [0, 1], got dtype {a.dtype}")
+    if not np.all(np.isfinite(a)):
+        raise ValueError(f"{name}: the image holds NaN or infinite values")
+    lo, hi = float(a.min()), float(a.max())
+    if lo < -1e-3 or hi > 1 + 1e-3:
+        raise ValueError(f"{name}: float images must be in [0, 1], got values in [{lo:.3g}, {hi:.3g}] "
+                         "(divide by 255, or pass uint8 0-255)")
+    return x

@@ -16,28 +16,14 @@ import cv2
 import numpy as np
 from skimage.metrics import structural_similarity
 
+from .checks import check_image_range
+
 __all__ = ["psnr", "ssim", "sharpness", "mouth_points_from_eyes_nose", "mouth_box", "mouth_crop",
            "mouth_opening", "mouth_edges", "lip_sync_correlation", "sync_offset"]
 
 
-def _check_range(x: np.ndarray, name: str) -> np.ndarray:
-    """uint8 as it is; floats must be finite and in [0, 1] (a frame cast with ``astype(float)``
-    is still 0-255, and would be scored as if its peak were 1)."""
-    if x.dtype == np.uint8:
-        return x
-    if not np.issubdtype(x.dtype, np.floating):
-        raise ValueError(f"{name}: images must be uint8 or float in [0, 1], got dtype {x.dtype}")
-    if not np.all(np.isfinite(x)):
-        raise ValueError(f"{name}: the image holds NaN or infinite values")
-    lo, hi = float(x.min()), float(x.max())
-    if lo < -1e-3 or hi > 1 + 1e-3:
-        raise ValueError(f"{name}: float images must be in [0, 1], got values in [{lo:.3g}, {hi:.3g}] "
-                         "(divide by 255, or pass uint8)")
-    return x
-
-
 def _pair(ref, est, name: str) -> tuple[np.ndarray, np.ndarray, float]:
-    a, b = _check_range(np.asarray(ref), f"{name}(ref)"), _check_range(np.asarray(est), f"{name}(est)")
+    a, b = check_image_range(np.asarray(ref), f"{name}(ref)"), check_image_range(np.asarray(est), f"{name}(est)")
     if a.shape != b.shape:
         raise ValueError(f"{name}: shapes differ {a.shape} vs {b.shape}")
     if (a.dtype == np.uint8) != (b.dtype == np.uint8):
@@ -83,7 +69,7 @@ def _sharp1(img: np.ndarray) -> float:
 def sharpness(images) -> float:
     """Variance of the Laplacian of the grey image, intensities in [0, 1] (Pech-Pacheco et al.
     2000): larger is sharper; blurring lowers it. Videos ``(T, H, W, 3)``: the mean over frames."""
-    x = _check_range(np.asarray(images), "sharpness")
+    x = check_image_range(np.asarray(images), "sharpness")
     return float(np.mean([_sharp1(f) for f in x])) if x.ndim == 4 else _sharp1(x)
 
 

@@ -59,7 +59,7 @@ __all__ = ["VERSION", "TalkingClip", "TalkingSet", "generated_canonical_points",
            "from_generated", "from_video", "load_talking_clips", "TalkingFaceFrames", "talking_face_loss",
            "IdentityFrames", "IdentityClassifier", "identity_loss", "transfer_identity_conv", "BlurredFaces",
            "face_only", "identity_retrieval", "spread_stills", "score_video", "SCORES", "HELD_OUT_POINTS",
-           "held_out_motion"]
+           "registration_motion", "held_out_motion"]
 
 #: Bumped whenever the training examples change (2: stills from future frames, Fig. 7); chapter 5
 #: keys its checkpoints on it, so networks trained on older examples are not loaded.
@@ -150,20 +150,27 @@ def _spread(points: np.ndarray) -> float:
     return float(np.asarray(points, np.float64).std(0).mean())
 
 
+def registration_motion(points, matrices) -> dict[str, float]:
+    """How much ``points`` ``(T, n, 2)`` (pixels, source frames) move over a clip before and
+    after each frame's registration ``matrices`` ``(T, 2, 3)`` (section 2, Fig. 3): their spread
+    (:func:`_spread`) -> ``{"before", "after"}``."""
+    pts, mats = np.asarray(points, np.float64), np.asarray(matrices, np.float64)
+    if pts.ndim != 3 or pts.shape[-1] != 2 or mats.shape != (len(pts), 2, 3):
+        raise ValueError(f"registration_motion: expected (T, n, 2) points and (T, 2, 3) matrices, got "
+                         f"{pts.shape} and {mats.shape}")
+    registered = np.stack([fp.apply_similarity(m, p) for m, p in zip(mats, pts)])
+    return {"before": _spread(pts), "after": _spread(registered)}
+
+
 def held_out_motion(landmarks, matrices, idx: Sequence[int] = HELD_OUT_POINTS) -> dict[str, float]:
-    """A check of the registration (section 2, Fig. 3) on points it was *not* fitted to: the
-    spread over the clip (pixels, :func:`_spread`) of the rigid landmarks ``idx``
-    (:data:`HELD_OUT_POINTS`) of ``landmarks`` ``(T, 68, 2)`` (source frames) before and after
-    each frame's registration ``matrices`` ``(T, 2, 3)`` -> ``{"before", "after"}``. Unlike the
-    eyes and nose, which a least-squares fit to those same points nearly zeroes by construction,
-    these stay still only if the whole head is registered."""
-    lm = np.asarray(landmarks, np.float64)[:, list(idx)]
-    mats = np.asarray(matrices, np.float64)
-    if lm.ndim != 3 or mats.shape != (len(lm), 2, 3):
-        raise ValueError(f"held_out_motion: expected (T, 68, 2) landmarks and (T, 2, 3) matrices, got "
-                         f"{np.shape(landmarks)} and {mats.shape}")
-    registered = np.stack([fp.apply_similarity(m, p) for m, p in zip(mats, lm)])
-    return {"before": _spread(lm), "after": _spread(registered)}
+    """A check of the registration on points it was *not* fitted to: :func:`registration_motion`
+    of the rigid landmarks ``idx`` (:data:`HELD_OUT_POINTS`) of ``landmarks`` ``(T, 68, 2)``.
+    Unlike the eyes and nose, which a least-squares fit to those same points nearly zeroes by
+    construction, these stay still only if the whole head is registered."""
+    lm = np.asarray(landmarks, np.float64)
+    if lm.ndim != 3 or lm.shape[1:] != (68, 2):
+        raise ValueError(f"held_out_motion: expected (T, 68, 2) landmarks, got {lm.shape}")
+    return registration_motion(lm[:, list(idx)], matrices)
 
 
 def track_points(frames, name: str = "video", smooth: int = 5, every: int = 1) -> tuple[np.ndarray, np.ndarray]:

@@ -48,7 +48,7 @@ from torch import nn
 from torch.nn import functional as F
 
 from .. import audio
-from ..checks import AudioError, check_wave
+from ..checks import AudioError, check_image_range, check_wave
 
 __all__ = ["N_MFCC", "WINDOW", "WINDOW_S", "MFCC_RATE", "SIZE", "mfcc_windows", "Identity", "AudioEncoder",
            "IdentityEncoder", "Decoder", "Speech2Vid", "l1_loss", "speech2vid_loss", "Deblur", "deblur_loss",
@@ -212,38 +212,20 @@ class Decoder(nn.Module):
         return torch.sigmoid(self.up(x))
 
 
-def _check_still_range(x) -> None:
-    """Stills (array or tensor) must be uint8 0-255, or float, finite and in [0, 1] (1e-3
-    slack): a frame cast with ``astype(float)`` is still 0-255 and would saturate the encoder.
-    ValueError saying what was found otherwise (as :func:`voicebook.face_metrics._check_range`)."""
-    tensor = isinstance(x, torch.Tensor)
-    if x.dtype == (torch.uint8 if tensor else np.uint8) or (x.numel() if tensor else x.size) == 0:
-        return
-    if not (x.is_floating_point() if tensor else np.issubdtype(x.dtype, np.floating)):
-        raise ValueError(f"stills: images must be uint8 (0-255) or float in [0, 1], got dtype {x.dtype}")
-    if not bool(torch.isfinite(x).all() if tensor else np.isfinite(x).all()):
-        raise ValueError(f"stills: the {x.dtype} images hold NaN or infinite values; expected uint8 (0-255) "
-                         "or finite floats in [0, 1]")
-    lo, hi = float(x.min()), float(x.max())
-    if lo < -1e-3 or hi > 1 + 1e-3:
-        raise ValueError(f"stills: float images must be in [0, 1], got values in [{lo:.3g}, {hi:.3g}] "
-                         "(divide by 255, or pass uint8 0-255)")
-
-
 def stills_tensor(stills, n_stills: int | None = None) -> torch.Tensor:
     """Still images to the identity encoder's input. ``(112, 112, 3)`` or ``(n, 112, 112, 3)``
     arrays (uint8 0-255, or float in [0, 1]) -> ``(1, 3 n, 112, 112)`` float; tensors already shaped
     ``(b, 3 n, 112, 112)`` or ``(b, n, 3, 112, 112)`` are flattened to ``(b, 3 n, 112, 112)``.
     Float stills outside [0, 1] or with NaN / inf raise ValueError."""
     if isinstance(stills, torch.Tensor) and stills.ndim in (4, 5) and tuple(stills.shape[-2:]) == (SIZE, SIZE):
-        _check_still_range(stills)
+        check_image_range(stills, "stills")
         x = stills.float() / 255.0 if stills.dtype == torch.uint8 else stills        # already channels-first
         return x.flatten(1, 2) if x.ndim == 5 else x
     x = np.asarray(stills.cpu() if isinstance(stills, torch.Tensor) else stills)
     x = x[None] if x.ndim == 3 else x
     if x.ndim != 4 or x.shape[1:] != (SIZE, SIZE, 3):
         raise ValueError(f"stills: expected (112, 112, 3) or (n, 112, 112, 3) images, got shape {x.shape}")
-    _check_still_range(x)
+    check_image_range(x, "stills")
     x = x.astype(np.float32) / 255.0 if x.dtype == np.uint8 else x.astype(np.float32)
     return torch.from_numpy(x).permute(0, 3, 1, 2).reshape(1, -1, SIZE, SIZE)
 
