@@ -186,3 +186,15 @@ def test_video_without_ffmpeg_falls_back_to_a_gif_and_a_player(monkeypatch):
     assert np.asarray(img.convert("RGB"))[0, 0, 1] == 200      # the last frame's colour survives
     with pytest.raises(ValueError, match="sample rate"):
         show.video(frames, wav=sine(440, 16000, 0.1))
+
+
+def test_grouped_bars_one_group_per_label_one_bar_per_series():
+    fig, ax = plt.subplots()
+    centres = show.grouped_bars(ax, {"a": [1, 2, 3], "b": (4, 5, 6)}, ["x", "y", "z"])
+    assert [p.get_height() for p in ax.patches] == [1, 2, 3, 4, 5, 6]
+    np.testing.assert_allclose(centres, [0.2, 1.2, 2.2])               # two bars of width 0.4 a group
+    a, b = ax.patches[:3], ax.patches[3:]
+    np.testing.assert_allclose([p.get_x() + p.get_width() for p in a], centres)   # a left of the centre,
+    np.testing.assert_allclose([p.get_x() for p in b], centres)                   # b right of it
+    assert [t.get_text() for t in ax.get_xticklabels()] == ["x", "y", "z"]
+    plt.close(fig)

@@ -136,6 +136,19 @@ def verdicts(claims: dict, caption: str | None = None) -> HTML:
                   for claim, (agrees, numbers) in claims.items()}, caption=caption)
 
 
+def grouped_bars(ax, series: dict, labels, **tick_kw) -> np.ndarray:
+    """A bar chart on ``ax`` with one group per label of ``labels`` and one bar per entry of
+    ``series`` (``{name: values, one per label}``, the name going to the legend); ``tick_kw``
+    styles the labels (e.g. ``rotation``). -> the groups' centres ``(len(labels),)``."""
+    width = 0.8 / len(series)
+    x = np.arange(len(labels))
+    for k, (name, values) in enumerate(series.items()):
+        ax.bar(x + k * width, list(values), width, label=name)
+    centres = x + 0.4 - width / 2
+    ax.set_xticks(centres, list(labels), **tick_kw)
+    return centres
+
+
 def spectrograms(clips: dict, sr: int, n_fft: int = 1024, hop: int = 256, n_mels: int = 80,
                  phonemes: dict | None = None, title: str | None = None, height: float = 2.4):
     """Log-mel spectrograms stacked one above the other on a shared dB scale and time axis.
